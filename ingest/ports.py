@@ -1,0 +1,62 @@
+"""What ingestion needs from the outside world, as small interfaces.
+
+`ingest` depends only on these; `rag` provides the implementations (sentence-transformers, Chroma), so the
+dependency runs one way: rag -> ingest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+MetadataValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document's text, sized to fit the embedder, with where it came from."""
+
+    index: int
+    text: str
+    start: int  # character offsets into the document's extracted text
+    end: int
+    page: int | None = None  # 1-based, as a reader counts pages; None for formats without pages
+    page_end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Embedder(Protocol):
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for ``text``, special tokens excluded."""
+        ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Content tokens one text may have before the model truncates it (special tokens excluded)."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class ChunkStore(Protocol):
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, MetadataValue]],
+    ) -> None: ...
+
+    def delete_document(self, collection: str, document_id: str) -> None: ...
+
+    def count_document_chunks(self, collection: str, document_id: str) -> int: ...

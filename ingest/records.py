@@ -1,0 +1,297 @@
+"""Document records in SQLite: the source of truth for what exists and in which state.
+
+The table doubles as the ingestion queue (status ``queued``), so the queue survives restarts and any
+process that opens the same file sees the same jobs. WAL mode lets readers and one writer work together.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import DocumentBeingDeleted
+
+
+class Status(enum.StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    # Internal: chunks are being removed; the record disappears when that is done.
+    DELETING = "deleting"
+
+
+# Documents whose chunks may be in the store without being complete: retrieval must not see them.
+NOT_VISIBLE = (Status.PROCESSING, Status.DELETING)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    pages INTEGER,
+    chunks INTEGER,
+    chunks_written INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (collection, sha256)
+);
+CREATE INDEX IF NOT EXISTS documents_status ON documents (status, created_at);
+CREATE INDEX IF NOT EXISTS documents_collection ON documents (collection, created_at);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: str
+    collection: str
+    filename: str
+    content_type: str
+    bytes: int
+    sha256: str
+    status: Status
+    error: str | None
+    pages: int | None
+    chunks: int | None
+    chunks_written: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the document's work done: 1.0 when ready, chunks written / chunks while embedding."""
+        if self.status is Status.READY:
+            return 1.0
+        if self.status is Status.PROCESSING and self.chunks:
+            return round(self.chunks_written / self.chunks, 4)
+        return 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> DocumentRecord:
+        values = dict(row)
+        values["status"] = Status(values["status"])
+        values["metadata"] = json.loads(values["metadata"])
+        return cls(**values)
+
+
+class DocumentRecords:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _fetch_one(self, sql: str, params: tuple = ()) -> DocumentRecord | None:
+        with self._lock:
+            row = self._conn.execute(sql, params).fetchone()
+        return DocumentRecord.from_row(row) if row else None
+
+    # --- creation and lookup -------------------------------------------------------------------------
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    def add_or_get(
+        self,
+        *,
+        document_id: str,
+        collection: str,
+        filename: str,
+        content_type: str,
+        size: int,
+        sha256: str,
+        metadata: dict[str, Any],
+    ) -> tuple[DocumentRecord, bool]:
+        """Insert a queued document, or return the one with the same content in that collection.
+
+        Returns (record, duplicate). A failed earlier copy is queued again under its old id, since the
+        user uploading it again is asking for another try.
+        """
+        now = _now()
+        with self._transaction() as conn:
+            existing = conn.execute(
+                "SELECT * FROM documents WHERE collection = ? AND sha256 = ?", (collection, sha256)
+            ).fetchone()
+            if existing is not None and existing["status"] == Status.DELETING:
+                raise DocumentBeingDeleted("the same file is being deleted from this collection; retry shortly")
+            if existing is not None and existing["status"] != Status.FAILED:
+                return DocumentRecord.from_row(existing), True
+            if existing is not None:
+                conn.execute(
+                    "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0,"
+                    " filename = ?, metadata = ?, updated_at = ? WHERE id = ?",
+                    (Status.QUEUED, filename, json.dumps(metadata), now, existing["id"]),
+                )
+                document_id = existing["id"]
+            else:
+                conn.execute(
+                    "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status,"
+                    " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        document_id,
+                        collection,
+                        filename,
+                        content_type,
+                        size,
+                        sha256,
+                        Status.QUEUED,
+                        json.dumps(metadata),
+                        now,
+                        now,
+                    ),
+                )
+            row = conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+        return DocumentRecord.from_row(row), False
+
+    def get(self, document_id: str) -> DocumentRecord | None:
+        return self._fetch_one("SELECT * FROM documents WHERE id = ? AND status != ?", (document_id, Status.DELETING))
+
+    def list(
+        self,
+        *,
+        collection: str | None = None,
+        status: Status | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[DocumentRecord], int]:
+        where, params = ["status != ?"], [Status.DELETING]
+        if collection is not None:
+            where.append("collection = ?")
+            params.append(collection)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        clause = " AND ".join(where)
+        with self._lock:
+            total = self._conn.execute(f"SELECT COUNT(*) FROM documents WHERE {clause}", params).fetchone()[0]
+            rows = self._conn.execute(
+                f"SELECT * FROM documents WHERE {clause} ORDER BY created_at, id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return [DocumentRecord.from_row(row) for row in rows], total
+
+    def count(self, status: Status) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM documents WHERE status = ?", (status,)).fetchone()[0]
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._conn.execute("SELECT id FROM documents")}
+
+    def hidden_document_ids(self, collection: str) -> list[str]:
+        """Documents whose chunks may be partly in the store: retrieval filters these out."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT id FROM documents WHERE collection = ? AND status IN ({','.join('?' * len(NOT_VISIBLE))})",
+                (collection, *NOT_VISIBLE),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    # --- the queue -----------------------------------------------------------------------------------
+
+    def claim_next(self) -> DocumentRecord | None:
+        """Atomically move the oldest queued document to ``processing`` and return it."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM documents WHERE status = ? ORDER BY created_at, id LIMIT 1", (Status.QUEUED,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE documents SET status = ?, chunks_written = 0, updated_at = ? WHERE id = ?",
+                (Status.PROCESSING, _now(), row["id"]),
+            )
+            claimed = conn.execute("SELECT * FROM documents WHERE id = ?", (row["id"],)).fetchone()
+        return DocumentRecord.from_row(claimed)
+
+    def unfinished(self) -> list[DocumentRecord]:
+        """Documents a previous process left mid-way (processing, or being deleted)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM documents WHERE status IN (?, ?)", (Status.PROCESSING, Status.DELETING)
+            ).fetchall()
+        return [DocumentRecord.from_row(row) for row in rows]
+
+    def _update(self, document_id: str, only_if: Status | None = None, **values: Any) -> bool:
+        values["updated_at"] = _now()
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        sql = f"UPDATE documents SET {assignments} WHERE id = ?"
+        params: list[Any] = [*values.values(), document_id]
+        if only_if is not None:
+            sql += " AND status = ?"
+            params.append(only_if)
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount == 1
+
+    def set_plan(self, document_id: str, *, pages: int | None, chunks: int) -> bool:
+        return self._update(document_id, Status.PROCESSING, pages=pages, chunks=chunks, chunks_written=0)
+
+    def set_progress(self, document_id: str, chunks_written: int) -> bool:
+        return self._update(document_id, Status.PROCESSING, chunks_written=chunks_written)
+
+    def mark_ready(self, document_id: str) -> bool:
+        return self._update(document_id, Status.PROCESSING, status=Status.READY, error=None)
+
+    def mark_failed(self, document_id: str, reason: str) -> bool:
+        return self._update(document_id, Status.PROCESSING, status=Status.FAILED, error=reason, chunks_written=0)
+
+    def requeue(self, document_id: str) -> bool:
+        return self._update(document_id, Status.PROCESSING, status=Status.QUEUED, chunks_written=0)
+
+    def mark_deleting(self, document_id: str) -> DocumentRecord | None:
+        """Hide the document at once and return it; None if it does not exist."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM documents WHERE id = ? AND status != ?", (document_id, Status.DELETING)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
+                (Status.DELETING, _now(), document_id),
+            )
+        return DocumentRecord.from_row(row)
+
+    def remove(self, document_id: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM documents WHERE id = ?", (document_id,))

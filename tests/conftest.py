@@ -1,0 +1,98 @@
+"""Shared fixtures: the real embedding model (loaded once), a real Chroma server, apps in both store modes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.api.app import create_app
+from rag.settings import Settings
+from tests.helpers import free_port, venv_script, wait_until
+
+STORE_MODES = ["embedded", "server"]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(Settings(_env_file=None).embedding_model)
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory) -> Iterator[str]:
+    """A real `chroma run` server: the one .ci/run started (RAG_TEST_CHROMA_URL), or our own."""
+    url = os.environ.get("RAG_TEST_CHROMA_URL")
+    if url:
+        yield url
+        return
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = (path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [venv_script("chroma"), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(up, 60, "the Chroma server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def make_settings(tmp_path, request) -> Callable[..., Settings]:
+    def build(mode: str = "embedded", **overrides) -> Settings:
+        chroma_url = request.getfixturevalue("chroma_server") if mode == "server" else None
+        return Settings(_env_file=None, data_dir=tmp_path / "state", chroma_url=chroma_url, **overrides)
+
+    return build
+
+
+def _clear_chroma(url: str) -> None:
+    from rag.store import chroma_client
+
+    client = chroma_client(Settings(_env_file=None, chroma_url=url))
+    for collection in client.list_collections():
+        client.delete_collection(collection.name)
+
+
+@pytest.fixture
+def make_client(make_settings, embedder) -> Iterator[Callable[..., TestClient]]:
+    """Start the real app (lifespan included) on real Chroma; tears everything down after the test."""
+    started: list[tuple[TestClient, Settings]] = []
+
+    def start(mode: str = "embedded", **overrides) -> TestClient:
+        settings = make_settings(mode, **overrides)
+        client = TestClient(create_app(settings, embedder=embedder))
+        client.__enter__()
+        started.append((client, settings))
+        wait_until(lambda: client.get("/readyz").status_code == 200, 30, "readiness")
+        return client
+
+    yield start
+    for client, settings in reversed(started):
+        client.__exit__(None, None, None)
+        if settings.chroma_url:
+            _clear_chroma(settings.chroma_url)
+
+
+@pytest.fixture(params=STORE_MODES)
+def client(request, make_client) -> TestClient:
+    return make_client(request.param)

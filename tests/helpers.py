@@ -1,0 +1,55 @@
+"""Helpers the tests share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def venv_script(name: str) -> str:
+    """A console script installed beside the running interpreter (works without an activated venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_for_document(client: TestClient, document_id: str, timeout: float = 120) -> dict:
+    """Poll until the document is ready or failed; return its record."""
+    record: dict = {}
+
+    def finished() -> bool:
+        nonlocal record
+        record = client.get(f"/v1/documents/{document_id}").json()
+        return record.get("status") in ("ready", "failed")
+
+    wait_until(finished, timeout, f"document {document_id}", interval=0.1)
+    return record
+
+
+def upload(client: TestClient, *files: tuple[str, bytes], collection: str = "default", metadata: str | None = None):
+    data = {"collection": collection}
+    if metadata is not None:
+        data["metadata"] = metadata
+    return client.post("/v1/documents", files=[("files", (name, content)) for name, content in files], data=data)

@@ -1,0 +1,180 @@
+"""Type detection, text extraction and chunking, on real files and the real embedding tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.chunking import Chunker, join_sections
+from ingest.detect import DocType, detect_type
+from ingest.errors import DocumentError, EmptyDocument, UnsupportedDocument
+from ingest.parsers import ParsedDocument, Section, normalise, parse
+from ingest.service import clean_filename
+from tests import documents as docs
+
+
+def write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / "upload.bin"  # the name on disk never matters; detection gets the user's name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("almanac.pdf", docs.ALMANAC_PDF, DocType.PDF),
+        ("almanac.txt", docs.ALMANAC_PDF, DocType.PDF),  # content wins over a wrong extension
+        ("no-extension", docs.ALMANAC_PDF, DocType.PDF),
+        ("ferry.docx", docs.DOCX, DocType.DOCX),
+        ("ferry.bin", docs.DOCX, DocType.DOCX),
+        ("guide.html", docs.HTML, DocType.HTML),
+        ("guide.txt", docs.HTML, DocType.HTML),
+        ("notes.md", docs.MARKDOWN, DocType.MARKDOWN),
+        ("notes.txt", docs.MARKDOWN, DocType.TEXT),
+        ("log.txt", docs.TEXT, DocType.TEXT),
+        ("log", docs.TEXT, DocType.TEXT),
+        ("latin1.txt", "Café crème, déjà vu.".encode("latin-1"), DocType.TEXT),
+        ("utf16.txt", "Wide text".encode("utf-16"), DocType.TEXT),
+    ],
+)
+def test_type_comes_from_content(tmp_path, name, content, expected):
+    assert detect_type(write(tmp_path, name, content), name) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("picture.png", docs.PNG, "image/png"),
+        ("picture.pdf", docs.PNG, "says a PDF but the content is image/png"),
+        ("notes.pdf", docs.TEXT, "says a PDF but the content is plain text"),
+        ("report.docx", docs.ALMANAC_PDF, "says a Word document but the content is a PDF"),
+        ("archive.zip", b"PK\x03\x04" + b"\x00" * 100, "unsupported file type"),
+        ("blob.dat", bytes(range(256)) * 4, "unsupported file type"),
+    ],
+)
+def test_unsupported_or_mislabelled_content_is_refused(tmp_path, name, content, reason):
+    with pytest.raises(UnsupportedDocument, match=reason):
+        detect_type(write(tmp_path, name, content), name)
+
+
+def test_empty_file_is_refused(tmp_path):
+    with pytest.raises(EmptyDocument):
+        detect_type(write(tmp_path, "empty.pdf", b""), "empty.pdf")
+
+
+def test_pdf_text_keeps_its_pages(tmp_path):
+    parsed = parse(write(tmp_path, "a.pdf", docs.ALMANAC_PDF), DocType.PDF)
+    assert parsed.pages == 3
+    assert [section.page for section in parsed.sections] == [1, 2, 3]
+    assert "Odalys Brennick" in parsed.sections[1].text
+    assert "7.3 metres" in parsed.sections[2].text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (docs.encrypted_pdf(), "encrypted"),
+        (docs.truncated_pdf(), "damaged or truncated"),
+        (docs.MALFORMED_PDF, "damaged"),
+        (docs.NO_TEXT_PDF, "no extractable text"),
+    ],
+    ids=["encrypted", "truncated", "malformed", "no-text"],
+)
+def test_bad_pdfs_fail_with_a_reason(tmp_path, content, reason):
+    with pytest.raises(DocumentError, match=reason):
+        parse(write(tmp_path, "bad.pdf", content), DocType.PDF)
+
+
+def test_pdf_encrypted_with_an_empty_password_is_read(tmp_path):
+    parsed = parse(write(tmp_path, "open.pdf", docs.encrypted_pdf(password="")), DocType.PDF)
+    assert "Amberglow" in parsed.sections[1].text
+
+
+def test_docx_paragraphs_and_tables(tmp_path):
+    text = parse(write(tmp_path, "f.docx", docs.DOCX), DocType.DOCX).sections[0].text
+    assert "carries at most 40 cars" in text
+    assert "07:15 | 07:27" in text
+    assert parse(write(tmp_path, "f.docx", docs.DOCX), DocType.DOCX).pages is None
+
+
+def test_damaged_docx_fails_with_a_reason(tmp_path):
+    with pytest.raises(DocumentError, match="Word document is damaged"):
+        detect_type(write(tmp_path, "f.docx", docs.DOCX[:300]), "f.docx")
+    with pytest.raises(DocumentError, match="Word document is damaged"):
+        parse(write(tmp_path, "f.docx", docs.docx_with_broken_xml()), DocType.DOCX)
+
+
+def test_html_text_leaves_out_scripts_and_styles(tmp_path):
+    text = parse(write(tmp_path, "g.html", docs.HTML), DocType.HTML).sections[0].text
+    assert "lehr that is 38 metres long" in text
+    assert "Glassworks guide" in text
+    assert "script text" not in text and "color: red" not in text
+
+
+def test_normalise_mends_ligatures_hyphenation_and_spacing():
+    assert normalise("e\ufb03cient  con-\nfiguration\x07 here\n\n\n\nnext") == "efficient configuration here\n\nnext"
+
+
+def test_text_that_is_only_whitespace_is_refused(tmp_path):
+    with pytest.raises(DocumentError, match="no text"):
+        parse(write(tmp_path, "blank.txt", b"   \n\n\t  "), DocType.TEXT)
+
+
+# --- chunking ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chunker(embedder):
+    return Chunker(embedder.count_tokens, chunk_tokens=120, overlap_tokens=20, max_tokens=embedder.max_tokens)
+
+
+def test_chunks_fit_the_embedder_and_map_back_to_the_text(tmp_path, chunker, embedder):
+    parsed = parse(write(tmp_path, "m.pdf", docs.MANUAL_PDF), DocType.PDF)
+    chunks = chunker.split(parsed)
+    full_text, _, _ = join_sections(parsed)
+    assert len(chunks) > parsed.pages  # pages are long enough to need several chunks
+    assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
+    for chunk in chunks:
+        assert len(embedder.tokenizer.tokenize(chunk.text)) <= 120
+        assert full_text[chunk.start : chunk.end] == chunk.text
+        assert 1 <= chunk.page <= chunk.page_end <= parsed.pages
+    # A chunk's page is the page its text starts on.
+    step = next(chunk for chunk in chunks if "Inspection step 4.5:" in chunk.text)
+    assert step.page == 4
+
+
+def test_default_chunk_size_never_exceeds_the_model_limit(embedder):
+    chunker = Chunker(
+        embedder.count_tokens, chunk_tokens=embedder.max_tokens, overlap_tokens=0, max_tokens=embedder.max_tokens
+    )
+    # Long unbroken tokens and mixed scripts are where token counts stop adding up.
+    text = " ".join(f"ʻokina{i}-Straße_東京-{i * 7919}" for i in range(3000))
+    chunks = chunker.split(ParsedDocument([Section(text)]))
+    assert chunks
+    assert max(len(embedder.tokenizer.tokenize(chunk.text)) for chunk in chunks) <= embedder.max_tokens
+
+
+def test_chunk_size_above_the_model_limit_is_refused(embedder):
+    with pytest.raises(ValueError, match="exceeds the embedding model's limit"):
+        Chunker(embedder.count_tokens, chunk_tokens=1000, overlap_tokens=0, max_tokens=embedder.max_tokens)
+
+
+def test_formats_without_pages_have_no_page(chunker):
+    chunks = chunker.split(ParsedDocument([Section("A short note about nothing in particular.")]))
+    assert chunks[0].page is None and chunks[0].page_end is None
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),
+        ("bell\x07and\x00nul.txt", "bellandnul.txt"),
+        ("", "unnamed"),
+        (None, "unnamed"),
+        ("x" * 300 + ".txt", "x" * 255),
+    ],
+)
+def test_clean_filename_keeps_only_a_printable_name(given, kept):
+    assert clean_filename(given) == kept
