@@ -7,10 +7,9 @@ the page it starts on and the page it ends on, and its character offsets into th
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-from collections.abc import Callable
 
 from ingest.parsers import ParsedDocument
 from ingest.ports import Chunk

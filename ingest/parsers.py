@@ -62,6 +62,18 @@ def normalise(text: str) -> str:
 
 # --- PDF -----------------------------------------------------------------------------------------------
 
+# PDFs made by TeX with Type 1 fonts and no ToUnicode map give out the fonts' own codes: in the OT1 text
+# encoding 0x0B-0x0F are the ff/fi/fl/ffi/ffl ligatures, in the OMS maths encoding 0x00 is the minus sign,
+# 0x02 the times sign and 0x14/0x15 are <= and >=. Seen in real manuals (GLPK's, for one): "speci\x0ced".
+_TEX_LIGATURE = re.compile(r"[\x0b-\x0f](?=[a-z])")
+_TEX_LIGATURES = {"\x0b": "ff", "\x0c": "fi", "\x0d": "fl", "\x0e": "ffi", "\x0f": "ffl"}
+_TEX_MATH = str.maketrans({"\x00": "\u2212", "\x02": "\u00d7", "\x14": "\u2264", "\x15": "\u2265"})
+
+
+def repair_tex_codes(text: str) -> str:
+    text = _TEX_LIGATURE.sub(lambda match: _TEX_LIGATURES[match.group()], text)
+    return text.translate(_TEX_MATH)
+
 
 def _parse_pdf(path: Path) -> ParsedDocument:
     from pypdf import PdfReader
@@ -96,7 +108,7 @@ def _parse_pdf(path: Path) -> ParsedDocument:
             failed += 1
             log.warning("page %d of %s could not be read: %s", number, path.name, exc)
             continue
-        sections.append(Section(normalise(text), page=number))
+        sections.append(Section(normalise(repair_tex_codes(text)), page=number))
     if failed == page_count:
         raise DocumentError("the PDF is damaged: no page could be read")
     return ParsedDocument(sections, pages=page_count)

@@ -72,7 +72,8 @@ class DocumentPipeline:
         """Embed and store ``chunks`` batch by batch.
 
         ``write_guard()`` is a context manager held around each store write; ``on_progress(n)`` records
-        n chunks written and returns False when the document no longer exists, which cancels the rest.
+        n chunks written and returns False when the document is no longer wanted (deleted, or the worker
+        is stopping), which cancels the rest.
         """
         for begin in range(0, len(chunks), self._batch):
             batch = chunks[begin : begin + self._batch]
@@ -88,5 +89,4 @@ class DocumentPipeline:
                     texts=[chunk.text for chunk in batch],
                     metadatas=[chunk_metadata(record, chunk) for chunk in batch],
                 )
-        if not on_progress(len(chunks)):
-            raise Cancelled(record.id)
+                on_progress(begin + len(batch))

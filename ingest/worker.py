@@ -35,10 +35,13 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current batch; an interrupted document goes back to the queue."""
+    def request_stop(self) -> None:
         self._stopping.set()
         self._service.work_available.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current batch; an interrupted document goes back to the queue."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
 

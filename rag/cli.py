@@ -70,7 +70,10 @@ def ingest(
     settings = Settings()
     _configure_logging("WARNING")
     console = Console(stderr=True)
-    validate_collection(collection)
+    try:
+        validate_collection(collection)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--collection") from exc
     files = _collect_files(paths)
     runtime = Runtime(settings)
     runtime.start(wait=True)

@@ -35,9 +35,9 @@ The Hollowmere apiary keeps 17 hives and feeds them fondant in February.
 """
 
 TEXT = (
-    "Station log.\n\nThe Ashcombe weather station recorded its coldest night on 9 January 1982, at minus 23 "
-    "degrees Celsius. The anemometer was replaced in 2004.\n"
-).encode()
+    b"Station log.\n\nThe Ashcombe weather station recorded its coldest night on 9 January 1982, at minus 23 "
+    b"degrees Celsius. The anemometer was replaced in 2004.\n"
+)
 
 
 def docx_bytes(*paragraphs: str, table: list[list[str]] | None = None) -> bytes:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.ports import Embedder
 from rag.api import documents, health
@@ -31,14 +32,27 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def refuse_oversized_requests(request: Request, call_next):
-        # Refuse before the multipart body is read and spooled to disk.
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_request_bytes:
-            return JSONResponse({"detail": f"the request is larger than {settings.max_request_mb} MB"}, status_code=413)
-        return await call_next(request)
-
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(documents.router)
     return app
+
+
+class RequestSizeLimit:
+    """Refuse a request whose declared body is too large before it is read and spooled to disk.
+
+    Plain ASGI rather than @app.middleware("http"), which would buffer streamed responses.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                detail = f"the request is larger than {self.max_bytes // (1024 * 1024)} MB"
+                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,166 @@
+"""The worker's guarantees, observed mid-document: never half-visible, deletes win, shutdown and crash recovery.
+
+The real embedding model does the work; a gate around it only pauses the worker between two batches so the
+test can look at the state in between.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pytest
+
+from ingest.records import Status
+from rag.retrieval import Retriever
+from rag.runtime import Runtime
+from tests import documents as docs
+from tests.conftest import STORE_MODES
+from tests.helpers import wait_until
+
+
+class GatedEmbedder:
+    """The real embedder, pausing before its second call until the test opens the gate."""
+
+    def __init__(self, embedder):
+        self._embedder = embedder
+        self.calls = 0
+        self.paused = threading.Event()
+        self.gate = threading.Event()
+
+    def count_tokens(self, text: str) -> int:
+        return self._embedder.count_tokens(text)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._embedder.max_tokens
+
+    def embed(self, texts) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            self.paused.set()
+            self.gate.wait(60)
+        return self._embedder.embed(texts)
+
+
+@pytest.fixture(params=STORE_MODES)
+def runtime_factory(request, make_settings, embedder):
+    runtimes: list[Runtime] = []
+
+    def build(gated: bool = True, **overrides) -> tuple[Runtime, GatedEmbedder]:
+        gate = GatedEmbedder(embedder)
+        settings = make_settings(
+            request.param, write_batch_size=2, chunk_tokens=64, chunk_overlap_tokens=8, **overrides
+        )
+        runtime = Runtime(settings, embedder=gate if gated else embedder)
+        runtimes.append(runtime)
+        return runtime, gate
+
+    yield build
+    for runtime in runtimes:
+        runtime.stop()
+    if request.param == "server":
+        from tests.conftest import _clear_chroma
+
+        _clear_chroma(request.getfixturevalue("chroma_server"))
+
+
+def submit(runtime: Runtime, name: str, content: bytes):
+    return runtime.ingest.submit(io.BytesIO(content), name, "default", {}).record
+
+
+def run_worker_in_background(runtime: Runtime) -> threading.Thread:
+    thread = threading.Thread(target=runtime.worker.run_once, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_document_is_invisible_to_retrieval_until_every_chunk_is_written(runtime_factory, embedder):
+    runtime, gate = runtime_factory()
+    runtime.start(run_worker=False, wait=True)
+    retriever = Retriever(runtime.records, runtime.store, embedder)
+    record = submit(runtime, "almanac.pdf", docs.ALMANAC_PDF)
+    worker = run_worker_in_background(runtime)
+    assert gate.paused.wait(60)
+
+    # Half-way: the first batch is in Chroma, but retrieval must not see it.
+    midway = runtime.records.get(record.id)
+    assert midway.status is Status.PROCESSING and 0 < midway.progress < 1
+    assert runtime.store.count_document_chunks("default", record.id) == 2
+    assert retriever.search("default", "Quillhaven harbour almanac", k=5) == []
+
+    gate.gate.set()
+    worker.join(60)
+    assert runtime.records.get(record.id).status is Status.READY
+    hits = retriever.search("default", "When was the Quillhaven lighthouse first lit?", k=3)
+    assert hits and hits[0].metadata["document_id"] == record.id
+    assert hits[0].metadata["page"] == 2
+    assert "14 March 1887" in hits[0].text
+
+
+def test_delete_during_ingestion_leaves_no_chunk_behind(runtime_factory):
+    runtime, gate = runtime_factory()
+    runtime.start(run_worker=False, wait=True)
+    record = submit(runtime, "manual.pdf", docs.MANUAL_PDF)
+    worker = run_worker_in_background(runtime)
+    assert gate.paused.wait(60)
+    assert runtime.store.count_document_chunks("default", record.id) > 0
+
+    assert runtime.ingest.delete(record.id)
+    gate.gate.set()
+    worker.join(60)
+    assert runtime.records.get(record.id) is None
+    assert runtime.store.count_document_chunks("default", record.id) == 0
+    assert not runtime.files.path(record.id).exists()
+
+
+def test_shutdown_mid_document_puts_it_back_in_the_queue(runtime_factory):
+    runtime, gate = runtime_factory()
+    runtime.start(wait=True)
+    record = submit(runtime, "manual.pdf", docs.MANUAL_PDF)
+    assert gate.paused.wait(60)
+    runtime.worker.request_stop()
+    gate.gate.set()
+    runtime.worker.stop()
+    requeued = runtime.records.get(record.id)
+    assert requeued.status is Status.QUEUED and requeued.progress == 0
+    assert runtime.store.count_document_chunks("default", record.id) == 0
+
+
+def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
+    # State as a killed process leaves it: one document mid-ingestion with some chunks written, one
+    # mid-delete with its chunks still there, one still queued.
+    crashed, gate = runtime_factory()
+    crashed.start(run_worker=False, wait=True)
+    interrupted = submit(crashed, "manual.pdf", docs.MANUAL_PDF)
+    run_worker_in_background(crashed)
+    assert gate.paused.wait(60)
+    partial = crashed.store.count_document_chunks("default", interrupted.id)
+    assert partial > 0
+
+    doomed = submit(crashed, "orchard.pdf", docs.ORCHARD_PDF)
+    crashed.records.mark_deleting(doomed.id)
+    crashed.store.upsert(
+        "default",
+        ids=[f"{doomed.id}-000000"],
+        embeddings=np.zeros((1, 384), dtype=np.float32) + 0.05,
+        texts=["left behind"],
+        metadatas=[{"document_id": doomed.id}],
+    )
+    waiting = submit(crashed, "weather.txt", docs.TEXT)
+    # The "crash": this runtime is abandoned, its worker paused, and a new one starts on the same state.
+
+    restarted, _ = runtime_factory(gated=False)
+    restarted.start(wait=True)
+    gate.gate.set()  # the abandoned worker wakes to find its document taken over and writes nothing
+    wait_until(
+        lambda: all(restarted.records.get(i).status is Status.READY for i in (interrupted.id, waiting.id)),
+        120,
+        "both documents to be ingested",
+    )
+    done = restarted.records.get(interrupted.id)
+    assert restarted.store.count_document_chunks("default", interrupted.id) == done.chunks > partial
+    assert restarted.records.get(doomed.id) is None
+    assert restarted.store.count_document_chunks("default", doomed.id) == 0
+    assert not restarted.files.path(doomed.id).exists()

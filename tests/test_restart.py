@@ -1,0 +1,117 @@
+"""Kill -9 the real server in the middle of ingesting a document, start it again, and count what is stored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag.settings import Settings
+from rag.store import ChromaStore
+from tests import documents as docs
+from tests.helpers import free_port, venv_script, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def long_text() -> bytes:
+    lines = [
+        f"Entry {n}: the relay at milestone {n * 3} was inspected by crew {n % 7} and its battery measured "
+        f"{12 + n % 5}.{n % 10} volts; the next inspection is due in week {n % 52 + 1}."
+        for n in range(300)
+    ]
+    return "\n".join(lines).encode()
+
+
+def stored_chunks(data_dir: Path, document_id: str) -> int:
+    """Count a document's chunks in the embedded store with a fresh client (no cached state of ours)."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+    store = ChromaStore.from_settings(Settings(_env_file=None, data_dir=data_dir))
+    return store.count_document_chunks("default", document_id)
+
+
+class Server:
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "RAG_DATA_DIR": str(data_dir),
+            "RAG_WRITE_BATCH_SIZE": "8",
+            "RAG_CHUNK_TOKENS": "64",
+            "RAG_CHUNK_OVERLAP_TOKENS": "8",
+        }
+        env.pop("RAG_CHROMA_URL", None)
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [venv_script("rag"), "serve", "--port", str(self.port)], env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        wait_until(self._ready, 120, "the server to be ready", interval=0.5)
+
+    def _ready(self) -> bool:
+        assert self.process.poll() is None, "the server exited"
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def get(self, path: str) -> dict:
+        return httpx.get(f"{self.url}{path}", timeout=10).json()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def test_killed_mid_ingestion_the_next_start_finishes_with_no_orphan_or_duplicate_chunks(tmp_path):
+    data_dir = tmp_path / "state"
+    log = tmp_path / "server.log"
+    server = Server(data_dir, log)
+    try:
+        response = httpx.post(
+            f"{server.url}/v1/documents",
+            files=[("files", ("relays.txt", long_text())), ("files", ("almanac.pdf", docs.ALMANAC_PDF))],
+            timeout=30,
+        )
+        assert response.status_code == 202
+        big, queued = (d["id"] for d in response.json()["documents"])
+
+        def partly_written() -> bool:
+            record = server.get(f"/v1/documents/{big}")
+            return record["status"] == "processing" and 0 < record["progress"] < 0.5
+
+        wait_until(partly_written, 120, "ingestion to be under way", interval=0.05)
+    finally:
+        server.kill()
+
+    assert stored_chunks(data_dir, big) > 0  # the kill left partial chunks behind
+
+    server = Server(data_dir, log)
+    try:
+        wait_until(
+            lambda: all(server.get(f"/v1/documents/{i}")["status"] == "ready" for i in (big, queued)),
+            300,
+            "both documents to be ready after the restart",
+            interval=0.5,
+        )
+        record = server.get(f"/v1/documents/{big}")
+        listing = server.get(f"/v1/documents/{big}/chunks?limit=500")
+    finally:
+        server.stop()
+
+    assert record["chunks"] > 50
+    assert listing["total"] == record["chunks"]
+    assert stored_chunks(data_dir, big) == record["chunks"]
+    indexes = sorted(c["chunk_index"] for c in listing["chunks"])
+    assert indexes == list(range(record["chunks"]))
+    assert "interrupted mid-ingestion; queued again" in log.read_text()
