@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -69,7 +70,9 @@ class FileStore:
     def document_ids(self) -> list[str]:
         return [entry.name for entry in self._root.iterdir() if entry.is_file()]
 
-    def clear_staging(self) -> None:
+    def clear_staging(self, older_than_seconds: float) -> None:
         """Drop uploads a crashed process left half-copied."""
+        cutoff = time.time() - older_than_seconds
         for leftover in self._staging.iterdir():
-            leftover.unlink(missing_ok=True)
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink(missing_ok=True)

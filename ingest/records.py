@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER,
     chunks_written INTEGER NOT NULL DEFAULT 0,
     metadata TEXT NOT NULL DEFAULT '{}',
+    owner TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     UNIQUE (collection, sha256)
@@ -74,6 +75,7 @@ class DocumentRecord:
     chunks: int | None
     chunks_written: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # the process working on it (see ingest.service.process_identity)
     created_at: str = ""
     updated_at: str = ""
 
@@ -229,8 +231,8 @@ class DocumentRecords:
 
     # --- the queue -----------------------------------------------------------------------------------
 
-    def claim_next(self) -> DocumentRecord | None:
-        """Atomically move the oldest queued document to ``processing`` and return it."""
+    def claim_next(self, owner: str) -> DocumentRecord | None:
+        """Atomically move the oldest queued document to ``processing`` for ``owner`` and return it."""
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT id FROM documents WHERE status = ? ORDER BY created_at, id LIMIT 1", (Status.QUEUED,)
@@ -238,8 +240,8 @@ class DocumentRecords:
             if row is None:
                 return None
             conn.execute(
-                "UPDATE documents SET status = ?, chunks_written = 0, updated_at = ? WHERE id = ?",
-                (Status.PROCESSING, _now(), row["id"]),
+                "UPDATE documents SET status = ?, chunks_written = 0, owner = ?, updated_at = ? WHERE id = ?",
+                (Status.PROCESSING, owner, _now(), row["id"]),
             )
             claimed = conn.execute("SELECT * FROM documents WHERE id = ?", (row["id"],)).fetchone()
         return DocumentRecord.from_row(claimed)
@@ -278,7 +280,7 @@ class DocumentRecords:
     def requeue(self, document_id: str) -> bool:
         return self._update(document_id, Status.PROCESSING, status=Status.QUEUED, chunks_written=0)
 
-    def mark_deleting(self, document_id: str) -> DocumentRecord | None:
+    def mark_deleting(self, document_id: str, owner: str) -> DocumentRecord | None:
         """Hide the document at once and return it; None if it does not exist."""
         with self._transaction() as conn:
             row = conn.execute(
@@ -287,8 +289,8 @@ class DocumentRecords:
             if row is None:
                 return None
             conn.execute(
-                "UPDATE documents SET status = ?, updated_at = ? WHERE id = ?",
-                (Status.DELETING, _now(), document_id),
+                "UPDATE documents SET status = ?, owner = ?, updated_at = ? WHERE id = ?",
+                (Status.DELETING, owner, _now(), document_id),
             )
         return DocumentRecord.from_row(row)
 

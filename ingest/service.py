@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
 import threading
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 MAX_FILENAME_CHARS = 255
+# A half-copied upload this old belongs to a process that died (another live one may be copying now).
+STALE_UPLOAD_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,29 @@ class PreparedUpload:
 class Submitted:
     record: DocumentRecord
     duplicate: bool
+
+
+def process_identity() -> str:
+    """Who is working on a document: host, pid, and a token telling this run from an earlier one that had
+    the same pid (in a container the service is often pid 1 at every start)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_alive(owner: str | None, me: str) -> bool:
+    """Whether another live process on this host may still be working on a document it claimed."""
+    if not owner or owner == me:
+        return False
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def validate_collection(name: str) -> str:
@@ -92,6 +120,7 @@ class IngestService:
         # Held around every chunk write and every delete, so a delete never races a write.
         self.write_lock = threading.Lock()
         self.work_available = threading.Event()
+        self.identity = process_identity()
 
     def check_capacity(self, incoming: int = 1) -> None:
         if self.records.count(Status.QUEUED) + incoming > self._queue_max:
@@ -147,7 +176,7 @@ class IngestService:
 
     def delete(self, document_id: str) -> bool:
         """Remove a document and every one of its chunks. Returns False if there is no such document."""
-        record = self.records.mark_deleting(document_id)  # invisible to readers from here on
+        record = self.records.mark_deleting(document_id, self.identity)  # invisible to readers from here on
         if record is None:
             return False
         self._finish_delete(record)
@@ -164,10 +193,13 @@ class IngestService:
         """Put the state a killed process left behind in order. Run once before the worker starts.
 
         Deletes that were cut short are finished; documents cut short mid-ingestion lose their partial
-        chunks and go back to the queue, to be ingested again from their kept original.
+        chunks and go back to the queue, to be ingested again from their kept original. Work that another
+        live process on this host (a `rag ingest` beside `rag serve`) holds is left alone.
         """
-        self.files.clear_staging()
+        self.files.clear_staging(older_than_seconds=STALE_UPLOAD_SECONDS)
         for record in self.records.unfinished():
+            if owner_is_alive(record.owner, self.identity):
+                continue
             if record.status is Status.DELETING:
                 self._finish_delete(record)
                 log.warning("finished interrupted delete of %s", record.id)
@@ -176,6 +208,7 @@ class IngestService:
                 self.store.delete_document(record.collection, record.id)
             self.records.requeue(record.id)
             log.warning("document %s was interrupted mid-ingestion; queued again", record.id)
+        # Originals a crash left without a record (copied, but never queued).
         for orphan in set(self.files.document_ids()) - self.records.ids():
             self.files.remove(orphan)
         if self.records.count(Status.QUEUED):

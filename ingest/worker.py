@@ -53,7 +53,7 @@ class IngestWorker:
 
     def run_once(self) -> bool:
         """Ingest the next queued document, if any. Returns whether there was one."""
-        record = self._records.claim_next()
+        record = self._records.claim_next(self._service.identity)
         if record is None:
             return False
         self.current = record.id

@@ -7,6 +7,8 @@ test can look at the state in between.
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
 import threading
 
 import numpy as np
@@ -140,7 +142,7 @@ def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
     assert partial > 0
 
     doomed = submit(crashed, "orchard.pdf", docs.ORCHARD_PDF)
-    crashed.records.mark_deleting(doomed.id)
+    crashed.records.mark_deleting(doomed.id, crashed.ingest.identity)
     crashed.store.upsert(
         "default",
         ids=[f"{doomed.id}-000000"],
@@ -164,3 +166,18 @@ def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
     assert restarted.records.get(doomed.id) is None
     assert restarted.store.count_document_chunks("default", doomed.id) == 0
     assert not restarted.files.path(doomed.id).exists()
+
+
+def test_recovery_leaves_alone_what_a_live_process_holds(runtime_factory):
+    runtime, _ = runtime_factory(gated=False)
+    record = submit(runtime, "weather.txt", docs.TEXT)
+    other = subprocess.Popen(["sleep", "60"])  # stands in for a `rag ingest` running beside the server
+    try:
+        assert runtime.records.claim_next(f"{socket.gethostname()}:{other.pid}:0badc0de").id == record.id
+        runtime.ingest.recover()
+        assert runtime.records.get(record.id).status is Status.PROCESSING
+    finally:
+        other.kill()
+        other.wait()
+    runtime.ingest.recover()
+    assert runtime.records.get(record.id).status is Status.QUEUED
