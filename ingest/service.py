@@ -170,7 +170,6 @@ class IngestService:
         return Submitted(record, duplicate)
 
     def submit(self, source: BinaryIO, filename: str | None, collection: str, metadata: dict[str, Any]) -> Submitted:
-        validate_collection(collection)
         self.check_capacity()
         return self.commit(self.prepare(source, filename), collection, metadata)
 

@@ -29,7 +29,6 @@ class IngestWorker:
         self._pipeline = pipeline
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.current: str | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
@@ -56,11 +55,7 @@ class IngestWorker:
         record = self._records.claim_next(self._service.identity)
         if record is None:
             return False
-        self.current = record.id
-        try:
-            self._ingest(record)
-        finally:
-            self.current = None
+        self._ingest(record)
         return True
 
     def _ingest(self, record: DocumentRecord) -> None:
@@ -83,11 +78,14 @@ class IngestWorker:
                 raise Cancelled(record.id)
             log.info("document %s ready: %d chunks", record.id, len(plan.chunks))
         except Cancelled:
-            if self._stopping.is_set() and self._records.requeue(record.id):
-                self._remove_chunks(record)
-                log.info("document %s interrupted by shutdown; queued again", record.id)
-            else:
+            if not self._stopping.is_set():
                 log.info("document %s was deleted while being ingested", record.id)
+                return
+            # Partial chunks go first, while the document is still ours: once queued, another worker may
+            # claim it and start writing.
+            self._remove_chunks(record)
+            if self._records.requeue(record.id):
+                log.info("document %s interrupted by shutdown; queued again", record.id)
         except DocumentError as exc:
             self._fail(record, str(exc))
         except Exception as exc:
