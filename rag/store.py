@@ -123,14 +123,29 @@ class ChromaStore:
         return [by_id[chunk_id] for chunk_id in ids if chunk_id in by_id]
 
     def search(
-        self, collection: str, embedding: np.ndarray, k: int, *, exclude_documents: Sequence[str] = ()
+        self,
+        collection: str,
+        embedding: np.ndarray,
+        k: int,
+        *,
+        exclude_documents: Sequence[str] = (),
+        only_documents: Sequence[str] | None = None,
+        metadata_equals: dict[str, MetadataValue] | None = None,
     ) -> list[ChunkHit]:
-        """The k chunks nearest to ``embedding``, leaving out the given documents (not yet complete)."""
+        """The k chunks nearest to ``embedding``, best first, within the given filters.
+
+        ``exclude_documents`` are documents not yet complete: a filter is only paid for while there are any.
+        """
         target = self._collection(collection, create=False)
         if target is None:
             return []
-        # Only pay for a metadata filter while some document of this collection is mid-ingestion.
-        where = {"document_id": {"$nin": list(exclude_documents)}} if exclude_documents else None
+        conditions: list[dict[str, Any]] = []
+        if exclude_documents:
+            conditions.append({"document_id": {"$nin": list(exclude_documents)}})
+        if only_documents is not None:
+            conditions.append({"document_id": {"$in": list(only_documents)}})
+        conditions.extend({key: {"$eq": value}} for key, value in (metadata_equals or {}).items())
+        where = None if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
         result = target.query(
             query_embeddings=[np.asarray(embedding, dtype=np.float32)],
             n_results=k,
@@ -140,10 +155,6 @@ class ChromaStore:
         return [
             ChunkHit(chunk_id, text, dict(metadata or {}), 1.0 - float(distance))
             for chunk_id, text, metadata, distance in zip(
-                result["ids"][0],
-                result["documents"][0],
-                result["metadatas"][0],
-                result["distances"][0],
-                strict=True,
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
             )
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from rag.api.app import create_app
 from rag.settings import Settings
-from tests.helpers import free_port, venv_script, wait_until
+from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
 
+REPO = Path(__file__).resolve().parents[1]
 STORE_MODES = ["embedded", "server"]
 
 
@@ -55,10 +57,33 @@ def chroma_server(tmp_path_factory) -> Iterator[str]:
         process.wait(10)
 
 
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory) -> Iterator[str]:
+    """One real vLLM server on the CPU for the whole session, started by the same code as `rag serve`."""
+    from rag.local_llm import LocalVLLM
+
+    url = os.environ.get("RAG_TEST_LLM_URL")
+    if url:
+        yield url
+        return
+    state = tmp_path_factory.mktemp("llm")
+    settings = Settings(
+        _env_file=None, data_dir=state, models_dir=REPO / "data" / "models", local_llm_max_model_len=2048
+    )
+    server = LocalVLLM(settings, state / "vllm.log")
+    try:
+        server.start()
+        yield server.base_url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def make_settings(tmp_path, request) -> Callable[..., Settings]:
     def build(mode: str = "embedded", **overrides) -> Settings:
         chroma_url = request.getfixturevalue("chroma_server") if mode == "server" else None
+        # Tests that don't generate point at a port where nothing listens, so no local vLLM starts for them.
+        overrides.setdefault("llm_base_url", UNREACHABLE_LLM)
         return Settings(_env_file=None, data_dir=tmp_path / "state", chroma_url=chroma_url, **overrides)
 
     return build
@@ -82,7 +107,7 @@ def make_client(make_settings, embedder) -> Iterator[Callable[..., TestClient]]:
         client = TestClient(create_app(settings, embedder=embedder))
         client.__enter__()
         started.append((client, settings))
-        wait_until(lambda: client.get("/readyz").status_code == 200, 30, "readiness")
+        wait_until(lambda: ingestion_ready(client.get("/readyz").json()), 30, "readiness")
         return client
 
     yield start
@@ -95,3 +120,25 @@ def make_client(make_settings, embedder) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture(params=STORE_MODES)
 def client(request, make_client) -> TestClient:
     return make_client(request.param)
+
+
+class LiveServer:
+    """The real app served by uvicorn on a real port, in a thread: for HTTP clients that need a socket."""
+
+    def __init__(self, settings: Settings, embedder):
+        import threading
+
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        self.app = create_app(settings, embedder=embedder)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server.started, 60, "uvicorn to start")
+        wait_until(lambda: httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200, 120, "readiness")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)

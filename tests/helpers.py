@@ -12,6 +12,14 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 DATA = Path(__file__).parent / "data"
+# Nothing listens on the discard port: an LLM that is down.
+UNREACHABLE_LLM = "http://127.0.0.1:9/v1"
+
+
+def ingestion_ready(readyz: dict) -> bool:
+    """Store and embedding model ready (the LLM is not needed to ingest)."""
+    checks = readyz.get("checks", {})
+    return checks.get("store") == "ok" and checks.get("embedder") == "ok"
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import pytest
 from rag.settings import Settings
 from rag.store import ChromaStore
 from tests import documents as docs
-from tests.helpers import free_port, venv_script, wait_until
+from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +46,7 @@ class Server:
             "RAG_WRITE_BATCH_SIZE": "8",
             "RAG_CHUNK_TOKENS": "64",
             "RAG_CHUNK_OVERLAP_TOKENS": "8",
+            "RAG_LLM_BASE_URL": UNREACHABLE_LLM,
         }
         env.pop("RAG_CHROMA_URL", None)
         self._log = log_path.open("ab")
@@ -57,7 +58,7 @@ class Server:
     def _ready(self) -> bool:
         assert self.process.poll() is None, "the server exited"
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return ingestion_ready(httpx.get(f"{self.url}/readyz", timeout=5).json())
         except httpx.HTTPError:
             return False
 

@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.ports import Embedder
-from rag.api import documents, health
+from rag.api import documents, health, openai_compat, query
 from rag.api.errors import install_error_handlers
+from rag.llm import OpenAICompatibleLLM
+from rag.prompting import TokenCountCache
 from rag.runtime import Runtime
 from rag.settings import Settings
 
@@ -21,13 +24,22 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, embedder=embedder)
+        runtime = Runtime(settings, embedder=embedder, with_llm=True)
         runtime.start()
         app.state.runtime = runtime
+        app.state.llm = OpenAICompatibleLLM(
+            runtime.llm_base_url,
+            model=runtime.llm_model,
+            api_key=settings.llm_api_key.get_secret_value(),
+            timeout_s=settings.llm_timeout_s,
+            connect_timeout_s=settings.llm_connect_timeout_s,
+        )
+        app.state.token_counts = TokenCountCache()
         try:
             yield
         finally:
-            runtime.stop()
+            await app.state.llm.close()
+            await run_in_threadpool(runtime.stop)
 
     app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
@@ -35,6 +47,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(documents.router)
+    app.include_router(query.router)
+    app.include_router(openai_compat.router)
     return app
 
 

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ingest.service import IngestService
+from rag.answering import QueryService
 from rag.documents import DocumentReader
+from rag.llm import LLMClient
 from rag.runtime import Runtime
 
 
@@ -23,6 +25,18 @@ def get_reader(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DocumentRea
     return DocumentReader(runtime.records, runtime.store)
 
 
+def get_llm(request: Request) -> LLMClient:
+    return request.app.state.llm
+
+
+def get_query_service(
+    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)], llm: Annotated[LLMClient, Depends(get_llm)]
+) -> QueryService:
+    return QueryService(runtime.retriever(), llm, runtime.settings, request.app.state.token_counts)
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IngestDep = Annotated[IngestService, Depends(get_ingest)]
 ReaderDep = Annotated[DocumentReader, Depends(get_reader)]
+LLMDep = Annotated[LLMClient, Depends(get_llm)]
+QueryDep = Annotated[QueryService, Depends(get_query_service)]

@@ -17,6 +17,10 @@ from ingest.errors import (
     UnsupportedDocument,
 )
 from rag.documents import DocumentNotFound
+from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
+from rag.prompting import PromptTooLong
+from rag.retrieval import CollectionNotFound
+from rag.runtime import ServiceNotReady
 
 
 class ApiError(Exception):
@@ -66,3 +70,27 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DocumentBeingDeleted)
     async def _being_deleted(_: Request, exc: DocumentBeingDeleted):
         return reply(409, str(exc))
+
+    @app.exception_handler(CollectionNotFound)
+    async def _unknown_collection(_: Request, exc: CollectionNotFound):
+        return reply(404, f"unknown collection {exc.args[0]!r}: it has no documents")
+
+    @app.exception_handler(PromptTooLong)
+    async def _too_long(_: Request, exc: PromptTooLong):
+        return reply(422, str(exc))
+
+    @app.exception_handler(ServiceNotReady)
+    async def _not_ready(_: Request, exc: ServiceNotReady):
+        return reply(503, str(exc), headers={"Retry-After": "10"})
+
+    @app.exception_handler(LLMUnavailable)
+    async def _llm_down(_: Request, exc: LLMUnavailable):
+        return reply(503, str(exc), headers={"Retry-After": "10"})
+
+    @app.exception_handler(LLMTimeout)
+    async def _llm_timeout(_: Request, exc: LLMTimeout):
+        return reply(504, str(exc))
+
+    @app.exception_handler(LLMRejected)
+    async def _llm_rejected(_: Request, exc: LLMRejected):
+        return reply(502, str(exc))

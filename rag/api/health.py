@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from rag.api.deps import RuntimeDep
+from rag.api.deps import LLMDep, RuntimeDep
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +17,10 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(runtime: RuntimeDep) -> JSONResponse:
-    checks = runtime.readiness()
+async def readyz(runtime: RuntimeDep, llm: LLMDep) -> JSONResponse:
+    """Ready when the store answers, the embedding model is loaded and the LLM serves its model."""
+    checks = await run_in_threadpool(runtime.readiness)
+    if "llm" not in checks:  # no local server still starting: ask the LLM server itself
+        checks["llm"] = await llm.ready()
     ready = all(state == "ok" for state in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -1,0 +1,172 @@
+"""Answering a question: retrieve, decide whether to abstain, pack the prompt, ask the LLM. No HTTP here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from rag.llm import Delta, LLMClient, Message, Usage
+from rag.prompting import NOT_FOUND_ANSWER, TokenCountCache, pack_prompt
+from rag.retrieval import Filters, Retriever
+from rag.settings import Settings
+from rag.store import ChunkHit
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    question: str
+    collection: str
+    top_k: int
+    max_tokens: int
+    temperature: float
+    filters: Filters = field(default_factory=Filters)
+    history: list[Message] = field(default_factory=list)  # earlier turns of a conversation
+    extra_instructions: str = ""  # a chat client's own system message
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    n: int
+    document_id: str
+    filename: str
+    page: int | None
+    text: str
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "document_id": self.document_id,
+            "filename": self.filename,
+            "page": self.page,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Everything decided before generation starts: what to send, what to cite, or to abstain."""
+
+    messages: list[Message]
+    citations: list[Citation]
+    abstained: bool
+    model: str
+    retrieval_ms: float
+    prompt_ms: float
+
+
+@dataclass(slots=True)
+class Answer:
+    answer: str
+    citations: list[Citation]
+    model: str
+    usage: Usage
+    abstained: bool
+    finish_reason: str | None
+    timings: dict[str, float]
+
+
+def _citation(n: int, hit: ChunkHit) -> Citation:
+    meta = hit.metadata
+    return Citation(n, meta.get("document_id", ""), meta.get("filename", ""), meta.get("page"), hit.text, hit.score)
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+class QueryService:
+    def __init__(self, retriever: Retriever, llm: LLMClient, settings: Settings, token_counts: TokenCountCache):
+        self._retriever = retriever
+        self._llm = llm
+        self._settings = settings
+        self._token_counts = token_counts
+
+    def question(
+        self,
+        text: str,
+        *,
+        collection: str,
+        top_k: int | None,
+        filters: Filters,
+        max_tokens: int | None,
+        temperature: float | None,
+        history: list[Message] | None = None,
+        extra_instructions: str = "",
+    ) -> Question:
+        """A question with the service's defaults filled in where the caller left them out."""
+        settings = self._settings
+        return Question(
+            question=text,
+            collection=collection,
+            top_k=top_k or settings.top_k,
+            max_tokens=max_tokens or settings.max_tokens,
+            temperature=settings.temperature if temperature is None else temperature,
+            filters=filters,
+            history=history or [],
+            extra_instructions=extra_instructions,
+        )
+
+    async def retrieve(self, collection: str, query: str, top_k: int, filters: Filters) -> list[ChunkHit]:
+        # Embedding the query and the store lookup block: keep them off the event loop.
+        return await run_in_threadpool(self._retriever.search, collection, query, top_k, filters)
+
+    async def prepare(self, q: Question) -> Prepared:
+        started = time.perf_counter()
+        hits = await self.retrieve(q.collection, q.question, q.top_k, q.filters)
+        retrieval_ms = _ms(started)
+        relevant = [hit for hit in hits if hit.score >= self._settings.abstain_below_score]
+        if not relevant:
+            # Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up).
+            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0)
+        started = time.perf_counter()
+        packed = await pack_prompt(
+            self._llm,
+            q.question,
+            q.history,
+            relevant,
+            max_tokens=q.max_tokens,
+            system_role=self._settings.llm_system_role,
+            extra_instructions=q.extra_instructions,
+            cache=self._token_counts,
+        )
+        citations = [_citation(source.n, source.hit) for source in packed.sources]
+        return Prepared(packed.messages, citations, False, self._model_name(), retrieval_ms, _ms(started))
+
+    def _model_name(self) -> str:
+        info = getattr(self._llm, "cached_info", None)
+        return info.id if info else (self._settings.llm_model or "")
+
+    async def answer(self, q: Question) -> Answer:
+        prepared = await self.prepare(q)
+        if prepared.abstained:
+            return Answer(NOT_FOUND_ANSWER, [], prepared.model, Usage(), True, "stop", self.timings(prepared, 0.0))
+        started = time.perf_counter()
+        completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
+        return Answer(
+            completion.text,
+            prepared.citations,
+            prepared.model,
+            completion.usage,
+            False,
+            completion.finish_reason,
+            self.timings(prepared, _ms(started)),
+        )
+
+    async def stream(self, prepared: Prepared, q: Question) -> AsyncIterator[Delta]:
+        """The answer's text as it is generated; the last item has the finish reason and usage."""
+        if prepared.abstained:
+            yield Delta(text=NOT_FOUND_ANSWER)
+            yield Delta(finish_reason="stop", usage=Usage())
+            return
+        async for delta in self._llm.stream(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature):
+            yield delta
+
+    @staticmethod
+    def timings(prepared: Prepared, generation_ms: float) -> dict[str, float]:
+        return {"retrieval_ms": prepared.retrieval_ms, "prompt_ms": prepared.prompt_ms, "generation_ms": generation_ms}

@@ -1,0 +1,93 @@
+"""/v1/retrieve and /v1/query. Thin: retrieval, prompting and generation live in QueryService."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from rag.answering import Prepared, QueryService, Question
+from rag.api.deps import QueryDep
+from rag.api.schemas import QueryRequest, QueryResponse, RetrievedChunk, RetrieveRequest, RetrieveResponse
+from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
+
+router = APIRouter(prefix="/v1", tags=["questions"])
+
+
+@router.post("/retrieve", response_model=RetrieveResponse)
+async def retrieve(body: RetrieveRequest, service: QueryDep) -> RetrieveResponse:
+    hits = await service.retrieve(body.collection, body.query, body.top_k, body.filters.to_filters())
+    return RetrieveResponse(chunks=[RetrievedChunk.of(hit) for hit in hits])
+
+
+@router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}})
+async def query(body: QueryRequest, service: QueryDep):
+    """Answer from the collection's documents, with numbered citations.
+
+    With ``stream=true``: Server-Sent Events: ``citations`` first, then ``delta`` events with the answer's
+    text, then ``done`` with usage and timings (or ``error`` if generation fails mid-way).
+    """
+    question = service.question(
+        body.question,
+        collection=body.collection,
+        top_k=body.top_k,
+        filters=body.filters.to_filters(),
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+    )
+    if not body.stream:
+        answer = await service.answer(question)
+        return QueryResponse(
+            answer=answer.answer,
+            citations=[c.as_dict() for c in answer.citations],
+            model=answer.model,
+            usage=answer.usage.as_dict(),
+            abstained=answer.abstained,
+            finish_reason=answer.finish_reason,
+            timings=answer.timings,
+        )
+    # Retrieval and prompt packing happen before the response starts, so their errors are real HTTP errors.
+    prepared = await service.prepare(question)
+    return StreamingResponse(
+        _sse(service, prepared, question), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+def sse_event(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _sse(service: QueryService, prepared: Prepared, question: Question) -> AsyncIterator[str]:
+    yield sse_event(
+        "citations",
+        {
+            "citations": [c.as_dict() for c in prepared.citations],
+            "abstained": prepared.abstained,
+            "model": prepared.model,
+        },
+    )
+    started = time.perf_counter()
+    first_token_ms = None
+    try:
+        async for delta in service.stream(prepared, question):
+            if delta.text:
+                if first_token_ms is None:
+                    first_token_ms = round((time.perf_counter() - started) * 1000, 1)
+                yield sse_event("delta", {"text": delta.text})
+            if delta.usage is not None:
+                timings = service.timings(prepared, round((time.perf_counter() - started) * 1000, 1))
+                timings["first_token_ms"] = first_token_ms or 0.0
+                yield sse_event(
+                    "done",
+                    {
+                        "usage": delta.usage.as_dict(),
+                        "timings": timings,
+                        "finish_reason": delta.finish_reason,
+                        "abstained": prepared.abstained,
+                    },
+                )
+    except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
+        yield sse_event("error", {"detail": str(exc)})

@@ -1,0 +1,246 @@
+"""The one way to the LLM: vLLM's OpenAI-compatible HTTP API.
+
+The embedded CPU server, the compose GPU server and any other vLLM deployment are the same code path.
+Chat messages go to /v1/chat/completions so vLLM applies the model's own chat template; prompt sizes come
+from vLLM's /tokenize with the same messages, so they are exact for whatever model is served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+class LLMUnavailable(RuntimeError):
+    """The LLM server cannot be reached (or is still starting)."""
+
+
+class LLMTimeout(RuntimeError):
+    pass
+
+
+class LLMRejected(RuntimeError):
+    """The LLM server refused the request (e.g. the prompt does not fit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    max_model_len: int
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One piece of a streamed answer; the last one carries the finish reason and usage."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+class LLMClient(Protocol):
+    async def model_info(self) -> ModelInfo: ...
+
+    async def count_chat_tokens(self, messages: list[Message]) -> int: ...
+
+    async def count_text_tokens(self, texts: list[str]) -> list[int]: ...
+
+    async def complete(self, messages: list[Message], *, max_tokens: int, temperature: float) -> Completion: ...
+
+    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float) -> AsyncIterator[Delta]: ...
+
+    async def ready(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+def server_root(base_url: str) -> str:
+    """vLLM serves /tokenize and /health beside /v1, not under it."""
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+class OpenAICompatibleLLM:
+    """Talks to a vLLM server through the official `openai` async client (and /tokenize beside it)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None,
+        api_key: str,
+        timeout_s: float,
+        connect_timeout_s: float,
+    ):
+        from openai import AsyncOpenAI
+
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        # max_retries=0: a retry would double the load on a struggling server and hide the cause from users.
+        self._openai = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(base_url=server_root(base_url), timeout=timeout, headers=headers)
+        self._configured_model = model
+        self._info: ModelInfo | None = None
+        self._info_lock = asyncio.Lock()
+
+    @property
+    def cached_info(self) -> ModelInfo | None:
+        return self._info
+
+    async def close(self) -> None:
+        await self._openai.close()
+        await self._http.aclose()
+
+    # --- model facts ---------------------------------------------------------------------------------
+
+    async def model_info(self) -> ModelInfo:
+        if self._info is not None:
+            return self._info
+        async with self._info_lock:
+            if self._info is None:
+                listing = await self._call(self._http.get("/v1/models"))
+                models = listing.get("data") or []
+                if not models:
+                    raise LLMUnavailable("the LLM server serves no model")
+                chosen = next((m for m in models if m["id"] == self._configured_model), None)
+                if chosen is None:
+                    if self._configured_model:
+                        names = ", ".join(m["id"] for m in models)
+                        raise LLMUnavailable(f"model {self._configured_model!r} is not served (served: {names})")
+                    chosen = models[0]
+                # vLLM reports the context length it was started with; other servers may not.
+                self._info = ModelInfo(chosen["id"], int(chosen.get("max_model_len") or 4096))
+        return self._info
+
+    async def ready(self) -> str:
+        try:
+            await self.model_info()
+            await self._call(self._http.get("/health"), json_body=False)
+        except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
+            return str(exc)
+        return "ok"
+
+    # --- token counts --------------------------------------------------------------------------------
+
+    async def count_chat_tokens(self, messages: list[Message]) -> int:
+        """Prompt tokens of these messages with the chat template and the generation prompt applied."""
+        model = (await self.model_info()).id
+        body = {"model": model, "messages": messages, "add_generation_prompt": True}
+        return int((await self._call(self._http.post("/tokenize", json=body)))["count"])
+
+    async def count_text_tokens(self, texts: list[str]) -> list[int]:
+        model = (await self.model_info()).id
+
+        async def count(text: str) -> int:
+            body = {"model": model, "prompt": text, "add_special_tokens": False}
+            return int((await self._call(self._http.post("/tokenize", json=body)))["count"])
+
+        return list(await asyncio.gather(*(count(text) for text in texts)))
+
+    # --- generation ----------------------------------------------------------------------------------
+
+    async def complete(self, messages: list[Message], *, max_tokens: int, temperature: float) -> Completion:
+        model = (await self.model_info()).id
+        try:
+            response = await self._openai.chat.completions.create(
+                model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=False
+            )
+        except Exception as exc:
+            raise _translate(exc) from exc
+        choice = response.choices[0]
+        usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens) if response.usage else Usage()
+        return Completion(choice.message.content or "", choice.finish_reason, usage)
+
+    async def stream(self, messages: list[Message], *, max_tokens: int, temperature: float) -> AsyncIterator[Delta]:
+        """Yield the answer as it is generated. Closing the iterator early closes the HTTP stream, which
+        makes vLLM abort the request and free its slot."""
+        model = (await self.model_info()).id
+        try:
+            stream = await self._openai.chat.completions.create(
+                model=model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        except Exception as exc:
+            raise _translate(exc) from exc
+        finish_reason = None
+        try:
+            async for chunk in stream:
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    finish_reason = choice.finish_reason or finish_reason
+                    if choice.delta.content:
+                        yield Delta(text=choice.delta.content)
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    yield Delta(finish_reason=finish_reason, usage=usage)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        finally:
+            await stream.close()
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    async def _call(self, request, *, json_body: bool = True) -> Any:
+        try:
+            response = await request
+        except httpx.TimeoutException as exc:
+            raise LLMTimeout("the LLM server did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise LLMUnavailable(f"the LLM server is unreachable: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise LLMUnavailable(f"the LLM server failed: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise LLMRejected(f"the LLM server refused the request: {response.text[:300]}")
+        return response.json() if json_body else None
+
+
+def _translate(exc: Exception) -> Exception:
+    import openai
+
+    match exc:
+        case openai.APITimeoutError():
+            return LLMTimeout("the LLM server did not answer in time")
+        case openai.APIConnectionError():
+            return LLMUnavailable("the LLM server is unreachable")
+        case openai.APIStatusError() if exc.status_code >= 500:
+            return LLMUnavailable(f"the LLM server failed: HTTP {exc.status_code}")
+        case openai.APIStatusError():
+            return LLMRejected(f"the LLM server refused the request: {exc.message}")
+    return exc
