@@ -47,6 +47,22 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+class IngestEvents(Protocol):
+    """What the worker reports as documents finish (the service counts them for its metrics)."""
+
+    def document_ready(self, chunks: int) -> None: ...
+
+    def document_failed(self) -> None: ...
+
+
+class NoEvents:
+    def document_ready(self, chunks: int) -> None:
+        pass
+
+    def document_failed(self) -> None:
+        pass
+
+
 class ChunkStore(Protocol):
     def upsert(
         self,

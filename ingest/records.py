@@ -195,11 +195,16 @@ class DocumentRecords:
         status: Status | None = None,
         limit: int = 100,
         offset: int = 0,
+        within: frozenset[str] | None = None,
     ) -> tuple[list[DocumentRecord], int]:
+        """Documents, oldest first; ``within`` limits them to those collections (a scoped API key)."""
         where, params = ["status != ?"], [Status.DELETING]
         if collection is not None:
             where.append("collection = ?")
             params.append(collection)
+        if within is not None:
+            where.append(f"collection IN ({','.join('?' * len(within))})" if within else "0")
+            params.extend(sorted(within))
         if status is not None:
             where.append("status = ?")
             params.append(status)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ingest.detect import DocType
 from ingest.errors import DocumentError
 from ingest.pipeline import Cancelled, DocumentPipeline
+from ingest.ports import IngestEvents, NoEvents
 from ingest.records import DocumentRecord
 from ingest.service import IngestService
 
@@ -23,8 +24,9 @@ POLL_SECONDS = 2.0
 
 
 class IngestWorker:
-    def __init__(self, service: IngestService, pipeline: DocumentPipeline):
+    def __init__(self, service: IngestService, pipeline: DocumentPipeline, events: IngestEvents | None = None):
         self._service = service
+        self._events = events or NoEvents()
         self._records = service.records
         self._pipeline = pipeline
         self._stopping = threading.Event()
@@ -76,6 +78,7 @@ class IngestWorker:
             )
             if not self._records.mark_ready(record.id):
                 raise Cancelled(record.id)
+            self._events.document_ready(len(plan.chunks))
             log.info("document %s ready: %d chunks", record.id, len(plan.chunks))
         except Cancelled:
             if not self._stopping.is_set():
@@ -110,5 +113,6 @@ class IngestWorker:
             self._remove_chunks(record)
         except Exception:
             log.exception("could not remove partial chunks of %s", record.id)
-        self._records.mark_failed(record.id, reason)
+        if self._records.mark_failed(record.id, reason):
+            self._events.document_failed()
         log.warning("document %s failed: %s", record.id, reason)

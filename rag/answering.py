@@ -10,6 +10,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from rag.llm import Delta, LLMClient, Message, Usage
+from rag.metrics import Metrics
 from rag.prompting import NOT_FOUND_ANSWER, TokenCountCache, pack_prompt
 from rag.retrieval import Filters, Retriever
 from rag.settings import Settings
@@ -81,11 +82,19 @@ def _ms(since: float) -> float:
 
 
 class QueryService:
-    def __init__(self, retriever: Retriever, llm: LLMClient, settings: Settings, token_counts: TokenCountCache):
+    def __init__(
+        self,
+        retriever: Retriever,
+        llm: LLMClient,
+        settings: Settings,
+        token_counts: TokenCountCache,
+        metrics: Metrics | None = None,
+    ):
         self._retriever = retriever
         self._llm = llm
         self._settings = settings
         self._token_counts = token_counts
+        self._metrics = metrics
 
     def question(
         self,
@@ -114,7 +123,11 @@ class QueryService:
 
     async def retrieve(self, collection: str, query: str, top_k: int, filters: Filters) -> list[ChunkHit]:
         # Embedding the query and the store lookup block: keep them off the event loop.
-        return await run_in_threadpool(self._retriever.search, collection, query, top_k, filters)
+        started = time.perf_counter()
+        hits = await run_in_threadpool(self._retriever.search, collection, query, top_k, filters)
+        if self._metrics:
+            self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
+        return hits
 
     async def prepare(self, q: Question) -> Prepared:
         started = time.perf_counter()
@@ -145,9 +158,17 @@ class QueryService:
     async def answer(self, q: Question) -> Answer:
         prepared = await self.prepare(q)
         if prepared.abstained:
+            self._count("abstained")
             return Answer(NOT_FOUND_ANSWER, [], prepared.model, Usage(), True, "stop", self.timings(prepared, 0.0))
         started = time.perf_counter()
-        completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
+        try:
+            completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
+        except Exception:
+            self._count("error")
+            raise
+        self._count("answered")
+        if self._metrics:
+            self._metrics.generation_seconds.observe(time.perf_counter() - started)
         return Answer(
             completion.text,
             prepared.citations,
@@ -161,11 +182,29 @@ class QueryService:
     async def stream(self, prepared: Prepared, q: Question) -> AsyncIterator[Delta]:
         """The answer's text as it is generated; the last item has the finish reason and usage."""
         if prepared.abstained:
+            self._count("abstained")
             yield Delta(text=NOT_FOUND_ANSWER)
             yield Delta(finish_reason="stop", usage=Usage())
             return
-        async for delta in self._llm.stream(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature):
-            yield delta
+        started = time.perf_counter()
+        first_token = None
+        try:
+            async for delta in self._llm.stream(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature):
+                if delta.text and first_token is None:
+                    first_token = time.perf_counter()
+                    if self._metrics:
+                        self._metrics.time_to_first_token_seconds.observe(first_token - started)
+                yield delta
+        except Exception:
+            self._count("error")
+            raise
+        self._count("answered")
+        if self._metrics:
+            self._metrics.generation_seconds.observe(time.perf_counter() - started)
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics:
+            self._metrics.answers.labels(outcome).inc()
 
     @staticmethod
     def timings(prepared: Prepared, generation_ms: float) -> dict[str, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,8 +13,10 @@ from rag.settings import Settings
 app = typer.Typer(help="Self-hosted retrieval-augmented question answering.", no_args_is_help=True)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    from rag.observability import configure_logging
+
+    configure_logging(level, fmt)
 
 
 @app.command()
@@ -29,11 +30,12 @@ def serve(
     from rag.api.app import create_app
 
     settings = Settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
+        log_config=None,  # our handlers: structured, with request ids
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )

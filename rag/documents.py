@@ -32,9 +32,15 @@ class DocumentReader:
         return record
 
     def list(
-        self, *, collection: str | None, status: Status | None, limit: int, offset: int
+        self,
+        *,
+        collection: str | None,
+        status: Status | None,
+        limit: int,
+        offset: int,
+        within: frozenset[str] | None = None,
     ) -> tuple[list[DocumentRecord], int]:
-        return self._records.list(collection=collection, status=status, limit=limit, offset=offset)
+        return self._records.list(collection=collection, status=status, limit=limit, offset=offset, within=within)
 
     def chunks(self, document_id: str, *, limit: int, offset: int) -> ChunkPage:
         """A page of the document's stored chunks in reading order."""

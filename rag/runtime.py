@@ -12,7 +12,7 @@ import threading
 from ingest.chunking import Chunker
 from ingest.files import FileStore
 from ingest.pipeline import DocumentPipeline
-from ingest.ports import Embedder
+from ingest.ports import Embedder, IngestEvents
 from ingest.records import DocumentRecords
 from ingest.service import IngestService
 from ingest.worker import IngestWorker
@@ -37,7 +37,14 @@ class ServiceNotReady(RuntimeError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, with_llm: bool = False):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        with_llm: bool = False,
+        events: IngestEvents | None = None,
+    ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.records = DocumentRecords(settings.records_path)
@@ -51,6 +58,7 @@ class Runtime:
             queue_max=settings.ingest_queue_max,
         )
         self.embedder: Embedder | None = embedder
+        self._events = events
         self.worker: IngestWorker | None = None
         self.startup_error: str | None = None
         self._loader: threading.Thread | None = None
@@ -99,7 +107,7 @@ class Runtime:
         try:
             if self.embedder is None:
                 self.embedder = load_embedder(self.settings)
-            self.worker = IngestWorker(self.ingest, self.make_pipeline(self.embedder))
+            self.worker = IngestWorker(self.ingest, self.make_pipeline(self.embedder), self._events)
             if run_worker:
                 self.worker.start()
         except Exception as exc:

@@ -7,8 +7,9 @@ file, then handed to whatever needs it. Nothing reads the environment at import 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -64,10 +65,21 @@ class Settings(BaseSettings):
         default=0.25, ge=-1, le=1, description="Best chunk's cosine similarity under which we answer 'not found'."
     )
 
+    # Access: with neither set, the service is open (fine on a laptop, not on a network).
+    api_keys: SecretStr | None = Field(default=None, description="Comma-separated keys with access to everything.")
+    api_keys_file: Path | None = Field(default=None, description="YAML/JSON: key -> list of collections, or '*'.")
+
     # HTTP.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("chroma_url", "llm_base_url", "llm_model", "api_keys", "api_keys_file", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # compose passes `${VAR:-}` as an empty string; that means "not set", not "the empty path".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> Settings:

@@ -237,26 +237,42 @@ def test_chat_completions_needs_a_user_question_last(server):
     assert response.status_code == 422 and "user message" in response.json()["detail"]
 
 
+LONG_ANSWER_PROMPTS = [
+    "List the numbers from 1 to 1000, one per line, each followed by the word lighthouse.",
+    "Repeat the sentence 'The Quillhaven lighthouse was lit in 1887.' five hundred times.",
+    "Write a long essay about every detail of the Quillhaven lighthouse, its keepers and the harbour.",
+]
+
+
 def test_disconnecting_mid_stream_aborts_the_generation(server, llm_server):
     metrics_url = llm_server.removesuffix("/v1") + "/metrics"
 
-    def metric(name: str, labels: str = "") -> float:
-        pattern = rf"^{re.escape(name)}\{{[^}}]*{re.escape(labels)}[^}}]*\}} ([0-9.e+-]+)$"
+    def metric(name: str) -> float:
+        pattern = rf"^{re.escape(name)}\{{[^}}]*\}} ([0-9.e+-]+)$"
         return sum(float(v) for v in re.findall(pattern, httpx.get(metrics_url).text, re.M))
 
-    wait_until(lambda: metric("vllm:num_requests_running") == 0, 60, "vLLM to be idle")
-    finished_before = metric("vllm:request_success_total")
-    question = "Write a long essay about every detail of the Quillhaven lighthouse, its keepers and the harbour."
-    body = {"question": question, "stream": True, "max_tokens": 1500}
-    with httpx.stream("POST", f"{server.url}/v1/query", json=body, timeout=60) as response:
-        for line in response.iter_lines():
-            if line.startswith("event: delta"):
-                break
-        assert metric("vllm:num_requests_running") == 1
-    # The slot is freed at once, and the request never finishes (by stop or length): it was aborted.
-    # Left alone it would have run for over a minute (1,500 tokens at ~16 tokens/s here).
-    wait_until(lambda: metric("vllm:num_requests_running") == 0, 20, "vLLM to drop the request")
-    assert metric("vllm:request_success_total") == finished_before
+    def running() -> float:
+        return metric("vllm:num_requests_running")
+
+    # A small model may end an answer early; only a request still generating when we hang up tells us
+    # anything, so try prompts that make it talk at length until one is.
+    for question in LONG_ANSWER_PROMPTS:
+        wait_until(lambda: running() == 0, 60, "vLLM to be idle")
+        finished_before = metric("vllm:request_success_total")
+        body = {"question": question, "stream": True, "max_tokens": 1500}
+        with httpx.stream("POST", f"{server.url}/v1/query", json=body, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: delta"):
+                    break
+            still_generating = running() == 1 and metric("vllm:request_success_total") == finished_before
+        if not still_generating:
+            continue
+        # The slot is freed at once and the request never finishes by stop or length: it was aborted.
+        # Left alone it would have run for over a minute (1,500 tokens at ~16 tokens/s here).
+        wait_until(lambda: running() == 0, 20, "vLLM to drop the request")
+        assert metric("vllm:request_success_total") == finished_before
+        return
+    pytest.fail("no prompt kept the model generating long enough to test a disconnect")
 
 
 def ingest_almanac(client) -> None:
@@ -325,3 +341,24 @@ def test_llm_that_never_answers_gives_504(make_client):
         assert "did not answer in time" in response.json()["detail"]
     finally:
         silent.close()
+
+
+def test_metrics_expose_ingestion_retrieval_and_generation(server):
+    httpx.post(f"{server.url}/v1/query", json={"question": LIGHTHOUSE, "max_tokens": 8}, timeout=120)
+    httpx.post(f"{server.url}/v1/query", json={"question": LIGHTHOUSE, "max_tokens": 8, "stream": True}, timeout=120)
+    text = httpx.get(f"{server.url}/metrics").text
+
+    def value(series: str) -> float:
+        match = re.search(rf"^{re.escape(series)} ([0-9.e+-]+)$", text, re.M)
+        assert match, f"{series} is not exposed"
+        return float(match.group(1))
+
+    assert value("rag_documents_ingested_total") >= 4
+    assert value("rag_documents_failed_total") == 0
+    assert value("rag_chunks_written_total") >= 4
+    assert value("rag_retrieval_seconds_count") >= 2
+    assert value("rag_generation_seconds_count") >= 2
+    assert value("rag_time_to_first_token_seconds_count") >= 1
+    assert value('rag_answers_total{outcome="answered"}') >= 2
+    assert re.search(r'^http_requests_total\{.*handler="/v1/query".*\} [1-9]', text, re.M)
+    assert "http_request_duration_seconds_bucket" in text

@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest.ports import Embedder
 from rag.api import documents, health, openai_compat, query
+from rag.api.deps import get_principal
 from rag.api.errors import install_error_handlers
+from rag.auth import KeyRing
 from rag.llm import OpenAICompatibleLLM
+from rag.metrics import Metrics
+from rag.observability import RequestIdMiddleware
 from rag.prompting import TokenCountCache
 from rag.runtime import Runtime
 from rag.settings import Settings
@@ -22,9 +28,14 @@ from rag.settings import Settings
 def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
     """Build the app. ``embedder`` lets tests share one loaded model between apps."""
 
+    keyring = KeyRing.from_settings(
+        settings.api_keys.get_secret_value() if settings.api_keys else None, settings.api_keys_file
+    )
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, embedder=embedder, with_llm=True)
+        runtime = Runtime(settings, embedder=embedder, with_llm=True, events=metrics)
         runtime.start()
         app.state.runtime = runtime
         app.state.llm = OpenAICompatibleLLM(
@@ -42,13 +53,24 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
             await run_in_threadpool(runtime.stop)
 
     app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan)
+    app.state.keyring = keyring
+    app.state.metrics = metrics
     install_error_handlers(app)
-
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even refusals carry an id
+    Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"], registry=metrics.registry).instrument(app)
+
+    # Health and metrics stay open for probes and scrapers; everything else needs a key when keys are set.
     app.include_router(health.router)
-    app.include_router(documents.router)
-    app.include_router(query.router)
-    app.include_router(openai_compat.router)
+    protected = [Depends(get_principal)]
+    app.include_router(documents.router, dependencies=protected)
+    app.include_router(query.router, dependencies=protected)
+    app.include_router(openai_compat.router, dependencies=protected)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from ingest.service import IngestService
 from rag.answering import QueryService
+from rag.auth import KeyRing, Principal
 from rag.documents import DocumentReader
 from rag.llm import LLMClient
 from rag.runtime import Runtime
@@ -25,6 +26,12 @@ def get_reader(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DocumentRea
     return DocumentReader(runtime.records, runtime.store)
 
 
+def get_principal(request: Request) -> Principal:
+    """The caller, from its API key (every route but health and metrics depends on this)."""
+    keyring: KeyRing = request.app.state.keyring
+    return keyring.authenticate(request.headers.get("authorization"))
+
+
 def get_llm(request: Request) -> LLMClient:
     return request.app.state.llm
 
@@ -32,11 +39,14 @@ def get_llm(request: Request) -> LLMClient:
 def get_query_service(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)], llm: Annotated[LLMClient, Depends(get_llm)]
 ) -> QueryService:
-    return QueryService(runtime.retriever(), llm, runtime.settings, request.app.state.token_counts)
+    return QueryService(
+        runtime.retriever(), llm, runtime.settings, request.app.state.token_counts, request.app.state.metrics
+    )
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IngestDep = Annotated[IngestService, Depends(get_ingest)]
 ReaderDep = Annotated[DocumentReader, Depends(get_reader)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 LLMDep = Annotated[LLMClient, Depends(get_llm)]
 QueryDep = Annotated[QueryService, Depends(get_query_service)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from ingest.errors import DocumentError
 from ingest.records import Status
 from ingest.service import PreparedUpload, parse_metadata, validate_collection
-from rag.api.deps import IngestDep, ReaderDep
+from rag.api.deps import IngestDep, PrincipalDep, ReaderDep
 from rag.api.errors import ApiError, status_for_document_error
 from rag.api.schemas import ChunkList, ChunkOut, DocumentList, DocumentOut, FileError, UploadedDocument, UploadResponse
 
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 @router.post("", status_code=202, response_model=UploadResponse)
 def upload_documents(
     ingest: IngestDep,
+    principal: PrincipalDep,
     files: Annotated[list[UploadFile], File(description="One or more documents.")],
     collection: Annotated[str, Form()] = "default",
     metadata: Annotated[str | None, Form(description="A JSON object stored with every chunk.")] = None,
@@ -28,6 +29,7 @@ def upload_documents(
     All files are checked before any is queued: one bad file refuses the request and stores nothing.
     """
     validate_collection(collection)
+    principal.require(collection)
     user_metadata = parse_metadata(metadata)
     ingest.check_capacity(len(files))
     prepared: list[PreparedUpload] = []
@@ -70,27 +72,36 @@ def upload_documents(
 @router.get("", response_model=DocumentList)
 def list_documents(
     reader: ReaderDep,
+    principal: PrincipalDep,
     collection: str | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    records, total = reader.list(collection=collection, status=status, limit=limit, offset=offset)
+    if collection is not None:
+        principal.require(collection)
+    records, total = reader.list(
+        collection=collection, status=status, limit=limit, offset=offset, within=principal.collections
+    )
     return DocumentList(documents=[DocumentOut.of(record) for record in records], total=total)
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-def get_document(reader: ReaderDep, document_id: str) -> DocumentOut:
-    return DocumentOut.of(reader.get(document_id))
+def get_document(reader: ReaderDep, principal: PrincipalDep, document_id: str) -> DocumentOut:
+    record = reader.get(document_id)
+    principal.require(record.collection)
+    return DocumentOut.of(record)
 
 
 @router.get("/{document_id}/chunks", response_model=ChunkList)
 def get_document_chunks(
     reader: ReaderDep,
+    principal: PrincipalDep,
     document_id: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ChunkList:
+    principal.require(reader.get(document_id).collection)
     page = reader.chunks(document_id, limit=limit, offset=offset)
     return ChunkList(
         document_id=document_id,
@@ -102,7 +113,8 @@ def get_document_chunks(
 
 
 @router.delete("/{document_id}", status_code=204, response_class=Response)
-def delete_document(ingest: IngestDep, document_id: str) -> Response:
+def delete_document(ingest: IngestDep, reader: ReaderDep, principal: PrincipalDep, document_id: str) -> Response:
+    principal.require(reader.get(document_id).collection)
     if not ingest.delete(document_id):
         raise ApiError(404, f"no document with id {document_id!r}")
     return Response(status_code=204)

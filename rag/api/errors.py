@@ -16,6 +16,7 @@ from ingest.errors import (
     QueueFull,
     UnsupportedDocument,
 )
+from rag.auth import AuthError
 from rag.documents import DocumentNotFound
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
 from rag.prompting import PromptTooLong
@@ -70,6 +71,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DocumentBeingDeleted)
     async def _being_deleted(_: Request, exc: DocumentBeingDeleted):
         return reply(409, str(exc))
+
+    @app.exception_handler(AuthError)
+    async def _auth(_: Request, exc: AuthError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return reply(exc.status_code, exc.detail, headers=headers)
 
     @app.exception_handler(CollectionNotFound)
     async def _unknown_collection(_: Request, exc: CollectionNotFound):

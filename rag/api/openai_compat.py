@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.answering import Prepared, QueryService, Question
-from rag.api.deps import LLMDep, QueryDep, RuntimeDep
+from rag.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep
 from rag.api.errors import ApiError
 from rag.api.schemas import FiltersIn, TopK
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable, Message
@@ -53,7 +53,7 @@ class ChatCompletionRequest(BaseModel):
 
 
 @router.get("/models")
-async def list_models(llm: LLMDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def list_models(llm: LLMDep, runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
     try:
         model = (await llm.model_info()).id
     except LLMUnavailable:
@@ -64,7 +64,8 @@ async def list_models(llm: LLMDep, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, service: QueryDep):
+async def chat_completions(body: ChatCompletionRequest, service: QueryDep, principal: PrincipalDep):
+    principal.require(body.collection)
     question = _question(body, service)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

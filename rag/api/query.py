@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from rag.answering import Prepared, QueryService, Question
-from rag.api.deps import QueryDep
+from rag.api.deps import PrincipalDep, QueryDep
 from rag.api.schemas import QueryRequest, QueryResponse, RetrievedChunk, RetrieveRequest, RetrieveResponse
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
 
@@ -18,18 +18,20 @@ router = APIRouter(prefix="/v1", tags=["questions"])
 
 
 @router.post("/retrieve", response_model=RetrieveResponse)
-async def retrieve(body: RetrieveRequest, service: QueryDep) -> RetrieveResponse:
+async def retrieve(body: RetrieveRequest, service: QueryDep, principal: PrincipalDep) -> RetrieveResponse:
+    principal.require(body.collection)
     hits = await service.retrieve(body.collection, body.query, body.top_k, body.filters.to_filters())
     return RetrieveResponse(chunks=[RetrievedChunk.of(hit) for hit in hits])
 
 
 @router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}})
-async def query(body: QueryRequest, service: QueryDep):
+async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep):
     """Answer from the collection's documents, with numbered citations.
 
     With ``stream=true``: Server-Sent Events: ``citations`` first, then ``delta`` events with the answer's
     text, then ``done`` with usage and timings (or ``error`` if generation fails mid-way).
     """
+    principal.require(body.collection)
     question = service.question(
         body.question,
         collection=body.collection,

