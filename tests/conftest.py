@@ -120,25 +120,3 @@ def make_client(make_settings, embedder) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture(params=STORE_MODES)
 def client(request, make_client) -> TestClient:
     return make_client(request.param)
-
-
-class LiveServer:
-    """The real app served by uvicorn on a real port, in a thread: for HTTP clients that need a socket."""
-
-    def __init__(self, settings: Settings, embedder):
-        import threading
-
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = int(self.url.rsplit(":", 1)[1])
-        self.app = create_app(settings, embedder=embedder)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        wait_until(lambda: self._server.started, 60, "uvicorn to start")
-        wait_until(lambda: httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200, 120, "readiness")
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(30)

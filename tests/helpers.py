@@ -5,11 +5,17 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+import uvicorn
 from fastapi.testclient import TestClient
+
+from rag.api.app import create_app
+from rag.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 # Nothing listens on the discard port: an LLM that is down.
@@ -61,3 +67,21 @@ def upload(client: TestClient, *files: tuple[str, bytes], collection: str = "def
     if metadata is not None:
         data["metadata"] = metadata
     return client.post("/v1/documents", files=[("files", (name, content)) for name, content in files], data=data)
+
+
+class LiveServer:
+    """The real app served by uvicorn on a real port, in a thread: for HTTP clients that need a socket."""
+
+    def __init__(self, settings: Settings, embedder):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.app = create_app(settings, embedder=embedder)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server.started, 60, "uvicorn to start")
+        wait_until(lambda: httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200, 120, "readiness")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)

@@ -17,8 +17,7 @@ import pytest
 from rag.prompting import NOT_FOUND_ANSWER
 from rag.settings import Settings
 from tests import documents as docs
-from tests.conftest import LiveServer
-from tests.helpers import upload, wait_for_document, wait_until
+from tests.helpers import LiveServer, upload, wait_for_document, wait_until
 
 LIGHTHOUSE = "In what year was the Quillhaven lighthouse first lit?"
 

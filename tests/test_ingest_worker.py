@@ -136,7 +136,7 @@ def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
     crashed, gate = runtime_factory()
     crashed.start(run_worker=False, wait=True)
     interrupted = submit(crashed, "manual.pdf", docs.MANUAL_PDF)
-    run_worker_in_background(crashed)
+    abandoned = run_worker_in_background(crashed)
     assert gate.paused.wait(60)
     partial = crashed.store.count_document_chunks("default", interrupted.id)
     assert partial > 0
@@ -166,6 +166,8 @@ def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
     assert restarted.records.get(doomed.id) is None
     assert restarted.store.count_document_chunks("default", doomed.id) == 0
     assert not restarted.files.path(doomed.id).exists()
+    abandoned.join(60)  # it woke up, found its document taken over, and wrote nothing
+    assert restarted.store.count_document_chunks("default", interrupted.id) == done.chunks
 
 
 def test_recovery_leaves_alone_what_a_live_process_holds(runtime_factory):
