@@ -1,0 +1,193 @@
+"""BM25 keyword search over chunks, with SQLite's FTS5 (in Python's standard library).
+
+One FTS5 table per collection (and a plain table mapping its rows to chunk and document ids), in its own
+SQLite file beside the records. It is written in the same calls
+that write Chroma (see HybridChunkStore), so it is always in step with the vectors: chunks added on
+ingest, removed on delete, persisted, searched with FTS5's built-in bm25() ranking. FTS5 indexes
+incrementally, which a rebuilt-on-change index (bm25s and friends) would not.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.ports import MetadataValue
+
+# Words too common to help ranking; dropping them keeps the OR query short.
+_STOPWORD_TEXT = """a an and are as at be by can do does for from how i if in is it its me my of on or so that the
+their them then there these this to was what when where which who why will with would you your"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordHit:
+    chunk_id: str
+    document_id: str
+    score: float  # BM25, higher is better
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 query matching any of the query's words (each quoted, so user text is never syntax)."""
+    words = [w for w in _WORD.findall(query.lower()) if w not in STOPWORDS]
+    if not words:
+        return None
+    unique = list(dict.fromkeys(words))
+    return " OR ".join(f'"{word}"' for word in unique)
+
+
+class KeywordIndex:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._lock = threading.Lock()
+        self._known: set[str] = set()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @staticmethod
+    def _tables(collection: str) -> tuple[str, str]:
+        # Collection names are [A-Za-z0-9_-]; hex keeps "a-b" and "a_b" apart and the names always valid.
+        suffix = collection.encode().hex()
+        return f"kw_{suffix}", f"kwmap_{suffix}"
+
+    def _ensure(self, collection: str) -> tuple[str, str]:
+        fts, chunks = self._tables(collection)
+        if fts not in self._known:
+            # The FTS table holds only the text; a plain table maps its rowids to chunk and document ids,
+            # with the indexes FTS5 columns cannot have (replacing a chunk, deleting a document).
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {chunks} "
+                "(rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL)"
+            )
+            self._conn.execute(f"CREATE INDEX IF NOT EXISTS {chunks}_document ON {chunks} (document_id)")
+            self._conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5("
+                "text, tokenize='porter unicode61 remove_diacritics 2')"
+            )
+            self._known.add(fts)
+        return fts, chunks
+
+    def _exists(self, collection: str) -> bool:
+        fts, _ = self._tables(collection)
+        if fts not in self._known:
+            if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (fts,)).fetchone() is None:
+                return False
+            self._known.add(fts)
+        return True
+
+    def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
+        with self._lock:
+            fts, chunks = self._ensure(collection)
+            self._conn.execute("BEGIN")
+            try:
+                for chunk_id, text, document_id in zip(ids, texts, document_ids, strict=True):
+                    old = self._conn.execute(f"SELECT rowid FROM {chunks} WHERE chunk_id = ?", (chunk_id,)).fetchone()
+                    if old is not None:
+                        self._conn.execute(f"DELETE FROM {fts} WHERE rowid = ?", old)
+                        self._conn.execute(f"DELETE FROM {chunks} WHERE rowid = ?", old)
+                    rowid = self._conn.execute(
+                        f"INSERT INTO {chunks} (chunk_id, document_id) VALUES (?, ?)", (chunk_id, document_id)
+                    ).lastrowid
+                    self._conn.execute(f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)", (rowid, text))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def delete_document(self, collection: str, document_id: str) -> None:
+        with self._lock:
+            if not self._exists(collection):
+                return
+            fts, chunks = self._tables(collection)
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute(
+                    f"DELETE FROM {fts} WHERE rowid IN (SELECT rowid FROM {chunks} WHERE document_id = ?)",
+                    (document_id,),
+                )
+                self._conn.execute(f"DELETE FROM {chunks} WHERE document_id = ?", (document_id,))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def count(self, collection: str, document_id: str) -> int:
+        with self._lock:
+            if not self._exists(collection):
+                return 0
+            _, chunks = self._tables(collection)
+            return self._conn.execute(
+                f"SELECT COUNT(*) FROM {chunks} WHERE document_id = ?", (document_id,)
+            ).fetchone()[0]
+
+    def search(
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        *,
+        exclude_documents: Sequence[str] = (),
+        only_documents: Sequence[str] | None = None,
+    ) -> list[KeywordHit]:
+        expression = match_expression(query)
+        if expression is None or k <= 0:
+            return []
+        with self._lock:
+            if not self._exists(collection):
+                return []
+            fts, chunks = self._tables(collection)
+            sql = (
+                f"SELECT c.chunk_id, c.document_id, bm25({fts}) AS rank FROM {fts} "
+                f"JOIN {chunks} AS c ON c.rowid = {fts}.rowid WHERE {fts} MATCH ?"
+            )
+            params: list[object] = [expression]
+            if exclude_documents:
+                sql += f" AND c.document_id NOT IN ({','.join('?' * len(exclude_documents))})"
+                params.extend(exclude_documents)
+            if only_documents is not None:
+                sql += f" AND c.document_id IN ({','.join('?' * len(only_documents))})"
+                params.extend(only_documents)
+            sql += " ORDER BY rank LIMIT ?"
+            params.append(k)
+            rows = self._conn.execute(sql, params).fetchall()
+        # FTS5's bm25() is lower-is-better; flip it so every score in the service reads the same way.
+        return [KeywordHit(chunk_id, document_id, -score) for chunk_id, document_id, score in rows]
+
+
+class HybridChunkStore:
+    """The ChunkStore ingestion writes to: Chroma for vectors and the keyword index, written together."""
+
+    def __init__(self, vectors, keywords: KeywordIndex):
+        self.vectors = vectors
+        self.keywords = keywords
+
+    def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, MetadataValue]],
+    ) -> None:
+        self.vectors.upsert(collection, ids, embeddings, texts, metadatas)
+        self.keywords.upsert(collection, ids, texts, [str(m["document_id"]) for m in metadatas])
+
+    def delete_document(self, collection: str, document_id: str) -> None:
+        self.vectors.delete_document(collection, document_id)
+        self.keywords.delete_document(collection, document_id)
+
+    def count_document_chunks(self, collection: str, document_id: str) -> int:
+        return self.vectors.count_document_chunks(collection, document_id)
