@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup serve test lint format bench-ingest
+.PHONY: setup serve test lint format bench-ingest eval-data eval
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,15 @@ $(VENV)/.installed: pyproject.toml
 serve: setup
 	$(VENV)/bin/rag serve
 
-test: setup
+test: setup eval-data
 	$(PY) -m pytest
+
+# The public evaluation corpus (data/eval/README.md), copied from Debian's packages.
+eval-data:
+	bash data/eval/fetch.sh
+
+eval: setup eval-data
+	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -122,6 +122,33 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command("eval")
+def evaluate_retrieval(
+    docs: Annotated[Path, typer.Argument(help="Folder of documents to ingest.", exists=True, file_okay=False)],
+    questions: Annotated[Path, typer.Argument(help="JSON Lines of questions with gold docs.", exists=True)],
+    collection: Annotated[str | None, typer.Option(help="Collection name (default: a fresh one).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write report.json, report.md and a plot here.")] = None,
+    mode: Annotated[str, typer.Option(help="dense, bm25, hybrid, or all.")] = "all",
+) -> None:
+    """Measure retrieval on a folder and a questions file: recall@k, MRR, page hits, abstention, latency."""
+    from rag.evaluation import MODES, evaluate, markdown
+
+    if mode != "all" and mode not in MODES:
+        raise typer.BadParameter(f"choose one of {', '.join(MODES)} or all", param_hint="--mode")
+    _configure_logging("WARNING")
+    report = evaluate(
+        docs,
+        questions,
+        settings=Settings(),
+        collection=collection,
+        out_dir=out,
+        modes=MODES if mode == "all" else (mode,),
+    )
+    typer.echo(markdown(report))
+    if out is not None:
+        typer.echo(f"report written to {out}/report.json, report.md, recall_at_k.png")
+
+
 def _sse_events(lines):
     """(event, data) pairs from a text/event-stream, as they arrive."""
     import json

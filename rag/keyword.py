@@ -91,7 +91,7 @@ class KeywordIndex:
     def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
         with self._lock:
             fts, chunks = self._ensure(collection)
-            self._conn.execute("BEGIN")
+            self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no stale-snapshot upgrade
             try:
                 for chunk_id, text, document_id in zip(ids, texts, document_ids, strict=True):
                     old = self._conn.execute(f"SELECT rowid FROM {chunks} WHERE chunk_id = ?", (chunk_id,)).fetchone()
@@ -112,7 +112,7 @@ class KeywordIndex:
             if not self._exists(collection):
                 return
             fts, chunks = self._tables(collection)
-            self._conn.execute("BEGIN")
+            self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no stale-snapshot upgrade
             try:
                 self._conn.execute(
                     f"DELETE FROM {fts} WHERE rowid IN (SELECT rowid FROM {chunks} WHERE document_id = ?)",

@@ -1,12 +1,23 @@
-"""Finding the chunks nearest to a query. Only documents whose every chunk is written are visible."""
+"""Finding the chunks nearest to a query: dense (embeddings), BM25 (keywords), or both fused.
+
+Only documents whose every chunk is written are visible. Whatever ranked a hit, its ``score`` is the
+cosine similarity of its embedding to the query's, so one abstention threshold serves every mode.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ingest.ports import Embedder, MetadataValue
 from ingest.records import DocumentRecords
+from rag.keyword import KeywordIndex
 from rag.store import ChromaStore, ChunkHit
+
+RetrievalMode = Literal["dense", "bm25", "hybrid"]
+# A second stage that reorders hits (a cross-encoder, say): none ships by default, see README.
+Reranker = Callable[[str, list[ChunkHit]], list[ChunkHit]]
 
 
 class CollectionNotFound(LookupError):
@@ -19,11 +30,38 @@ class Filters:
     metadata: dict[str, MetadataValue] = field(default_factory=dict)  # chunk metadata equal to these values
 
 
+def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> list[str]:
+    """Ids ordered by the sum over rankings of 1 / (k + rank); ties keep first-seen order."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores, key=lambda item: -scores[item])
+
+
 class Retriever:
-    def __init__(self, records: DocumentRecords, store: ChromaStore, embedder: Embedder):
+    def __init__(
+        self,
+        records: DocumentRecords,
+        store: ChromaStore,
+        embedder: Embedder,
+        keywords: KeywordIndex | None = None,
+        *,
+        mode: RetrievalMode = "dense",
+        candidates: int = 30,
+        rrf_k: int = 60,
+        reranker: Reranker | None = None,
+    ):
+        if mode != "dense" and keywords is None:
+            raise ValueError(f"retrieval mode {mode!r} needs a keyword index")
         self._records = records
         self._store = store
         self._embedder = embedder
+        self._keywords = keywords
+        self._mode = mode
+        self._candidates = candidates
+        self._rrf_k = rrf_k
+        self._reranker = reranker
 
     def search(self, collection: str, query: str, k: int = 5, filters: Filters | None = None) -> list[ChunkHit]:
         """Blocking (embedding, SQLite, Chroma): call it from a worker thread in async code."""
@@ -31,11 +69,40 @@ class Retriever:
             raise CollectionNotFound(collection)
         filters = filters or Filters()
         embedding = self._embedder.embed([query])[0]
-        return self._store.search(
-            collection,
-            embedding,
-            k,
-            exclude_documents=self._records.hidden_document_ids(collection),
-            only_documents=filters.document_ids,
-            metadata_equals=filters.metadata,
-        )
+        hidden = self._records.hidden_document_ids(collection)
+        depth = k if self._mode == "dense" and self._reranker is None else max(k, self._candidates)
+
+        dense: list[ChunkHit] = []
+        if self._mode in ("dense", "hybrid"):
+            dense = self._store.search(
+                collection,
+                embedding,
+                depth,
+                exclude_documents=hidden,
+                only_documents=filters.document_ids,
+                metadata_equals=filters.metadata,
+            )
+        keyword_ids: list[str] = []
+        if self._mode in ("bm25", "hybrid"):
+            keyword_hits = self._keywords.search(
+                collection, query, depth, exclude_documents=hidden, only_documents=filters.document_ids
+            )
+            keyword_ids = [hit.chunk_id for hit in keyword_hits]
+
+        if self._mode == "dense":
+            hits = dense
+        else:
+            order = (
+                keyword_ids
+                if self._mode == "bm25"
+                else reciprocal_rank_fusion([[hit.id for hit in dense], keyword_ids], self._rrf_k)
+            )
+            known = {hit.id: hit for hit in dense}
+            missing = [chunk_id for chunk_id in order if chunk_id not in known]
+            # Keyword-only hits: fetched with their embeddings (and the metadata filter BM25 cannot apply).
+            for hit in self._store.get_scored(collection, missing, embedding, metadata_equals=filters.metadata):
+                known[hit.id] = hit
+            hits = [known[chunk_id] for chunk_id in order if chunk_id in known]
+        if self._reranker is not None:
+            hits = self._reranker(query, hits)
+        return hits[:k]

@@ -16,6 +16,7 @@ from ingest.ports import Embedder, IngestEvents
 from ingest.records import DocumentRecords
 from ingest.service import IngestService
 from ingest.worker import IngestWorker
+from rag.keyword import HybridChunkStore, KeywordIndex
 from rag.local_llm import LocalVLLM
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -50,10 +51,13 @@ class Runtime:
         self.records = DocumentRecords(settings.records_path)
         self.files = FileStore(settings.files_dir)
         self.store = ChromaStore.from_settings(settings)
+        self.keywords = KeywordIndex(settings.keywords_path)
+        # Ingestion writes vectors and keywords together, so the two indexes never drift apart.
+        self.chunk_store = HybridChunkStore(self.store, self.keywords)
         self.ingest = IngestService(
             self.records,
             self.files,
-            self.store,
+            self.chunk_store,
             max_upload_bytes=settings.max_upload_bytes,
             queue_max=settings.ingest_queue_max,
         )
@@ -121,12 +125,20 @@ class Runtime:
             overlap_tokens=self.settings.chunk_overlap_tokens,
             max_tokens=embedder.max_tokens,
         )
-        return DocumentPipeline(embedder, self.store, chunker, self.settings.write_batch_size)
+        return DocumentPipeline(embedder, self.chunk_store, chunker, self.settings.write_batch_size)
 
     def retriever(self) -> Retriever:
         if self.embedder is None or self.worker is None:
             raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
-        return Retriever(self.records, self.store, self.embedder)
+        return Retriever(
+            self.records,
+            self.store,
+            self.embedder,
+            self.keywords,
+            mode=self.settings.retrieval_mode,
+            candidates=self.settings.retrieval_candidates,
+            rrf_k=self.settings.rrf_k,
+        )
 
     def stop(self) -> None:
         if self.local_llm is not None:
@@ -134,6 +146,7 @@ class Runtime:
         if self.worker is not None:
             self.worker.stop()
         self.records.close()
+        self.keywords.close()
 
     # --- readiness -----------------------------------------------------------------------------------
 

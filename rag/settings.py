@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
 
     # Chunking, measured in the embedding model's own tokens so the embedder never truncates a chunk.
-    chunk_tokens: int = Field(default=200, ge=16)
-    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    chunk_tokens: int = Field(default=254, ge=16)
+    chunk_overlap_tokens: int = Field(default=48, ge=0)
 
     # Ingestion limits.
     max_upload_mb: int = Field(default=100, ge=1)
@@ -57,12 +57,17 @@ class Settings(BaseSettings):
     local_llm_kv_cache_gib: int = Field(default=1, ge=1)
     local_llm_start_timeout_s: float = Field(default=600.0, gt=0)
 
+    # Retrieval: dense (embeddings), bm25 (keywords), or both fused by reciprocal rank fusion.
+    retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    retrieval_candidates: int = Field(default=30, ge=1, le=500, description="Hits each retriever brings to fusion.")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion's damping constant.")
+
     # Answering.
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")
     max_tokens: int = Field(default=256, ge=1, description="Default answer length limit.")
     temperature: float = Field(default=0.0, ge=0, le=2)
     abstain_below_score: float = Field(
-        default=0.25, ge=-1, le=1, description="Best chunk's cosine similarity under which we answer 'not found'."
+        default=0.41, ge=-1, le=1, description="Best chunk's cosine similarity under which we answer 'not found'."
     )
 
     # Access: with neither set, the service is open (fine on a laptop, not on a network).
@@ -98,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def records_path(self) -> Path:
         return self.data_dir / "documents.sqlite3"
+
+    @property
+    def keywords_path(self) -> Path:
+        return self.data_dir / "keywords.sqlite3"
 
     @property
     def files_dir(self) -> Path:

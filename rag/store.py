@@ -122,6 +122,33 @@ class ChromaStore:
         }
         return [by_id[chunk_id] for chunk_id in ids if chunk_id in by_id]
 
+    def get_scored(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        embedding: np.ndarray,
+        *,
+        metadata_equals: dict[str, MetadataValue] | None = None,
+    ) -> list[ChunkHit]:
+        """These chunks (those matching the metadata filter), each scored by cosine similarity to
+        ``embedding``, in the order asked: keyword hits get the same kind of score as vector hits."""
+        target = self._collection(collection, create=False)
+        if target is None or not ids:
+            return []
+        conditions = [{key: {"$eq": value}} for key, value in (metadata_equals or {}).items()]
+        where = None if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
+        found = target.get(ids=list(ids), where=where, include=["documents", "metadatas", "embeddings"])
+        if not found["ids"]:
+            return []
+        scores = np.asarray(found["embeddings"], dtype=np.float32) @ np.asarray(embedding, dtype=np.float32)
+        by_id = {
+            chunk_id: ChunkHit(chunk_id, text, dict(metadata or {}), float(score))
+            for chunk_id, text, metadata, score in zip(
+                found["ids"], found["documents"], found["metadatas"], scores, strict=True
+            )
+        }
+        return [by_id[chunk_id] for chunk_id in ids if chunk_id in by_id]
+
     def search(
         self,
         collection: str,

@@ -11,8 +11,12 @@ from tests.helpers import upload, wait_for_document
 
 
 def stored_chunk_count(client, document: dict) -> int:
-    """Chunks actually in Chroma for this document, counted by its metadata (not by our records)."""
-    return client.app.state.runtime.store.count_document_chunks(document["collection"], document["id"])
+    """Chunks actually stored for this document, counted in Chroma by their metadata (not by our records);
+    the keyword index must hold exactly the same ones."""
+    runtime = client.app.state.runtime
+    vectors = runtime.store.count_document_chunks(document["collection"], document["id"])
+    assert runtime.keywords.count(document["collection"], document["id"]) == vectors
+    return vectors
 
 
 def test_health_and_readiness_without_an_llm(client):

@@ -81,7 +81,10 @@ def run_worker_in_background(runtime: Runtime) -> threading.Thread:
 def test_a_document_is_invisible_to_retrieval_until_every_chunk_is_written(runtime_factory, embedder):
     runtime, gate = runtime_factory()
     runtime.start(run_worker=False, wait=True)
-    retriever = Retriever(runtime.records, runtime.store, embedder)
+    retrievers = {
+        mode: Retriever(runtime.records, runtime.store, embedder, runtime.keywords, mode=mode)
+        for mode in ("dense", "bm25", "hybrid")
+    }
     record = submit(runtime, "almanac.pdf", docs.ALMANAC_PDF)
     worker = run_worker_in_background(runtime)
     assert gate.paused.wait(60)
@@ -90,15 +93,17 @@ def test_a_document_is_invisible_to_retrieval_until_every_chunk_is_written(runti
     midway = runtime.records.get(record.id)
     assert midway.status is Status.PROCESSING and 0 < midway.progress < 1
     assert runtime.store.count_document_chunks("default", record.id) == 2
-    assert retriever.search("default", "Quillhaven harbour almanac", k=5) == []
+    assert runtime.keywords.count("default", record.id) == 2
+    for retriever in retrievers.values():
+        assert retriever.search("default", "Quillhaven harbour almanac", k=5) == []
 
     gate.gate.set()
     worker.join(60)
     assert runtime.records.get(record.id).status is Status.READY
-    hits = retriever.search("default", "When was the Quillhaven lighthouse first lit?", k=3)
-    assert hits and hits[0].metadata["document_id"] == record.id
-    assert hits[0].metadata["page"] == 2
-    assert "14 March 1887" in hits[0].text
+    for mode, retriever in retrievers.items():
+        hits = retriever.search("default", "When was the Quillhaven lighthouse first lit?", k=3)
+        assert hits and hits[0].metadata["document_id"] == record.id, mode
+        assert hits[0].metadata["page"] == 2 and "14 March 1887" in hits[0].text, mode
 
 
 def test_delete_during_ingestion_leaves_no_chunk_behind(runtime_factory):
@@ -114,6 +119,7 @@ def test_delete_during_ingestion_leaves_no_chunk_behind(runtime_factory):
     worker.join(60)
     assert runtime.records.get(record.id) is None
     assert runtime.store.count_document_chunks("default", record.id) == 0
+    assert runtime.keywords.count("default", record.id) == 0
     assert not runtime.files.path(record.id).exists()
 
 

@@ -1,0 +1,299 @@
+"""Measure retrieval on your own documents: recall@k, MRR, page hits, abstention, latency.
+
+    rag eval DOCS_FOLDER QUESTIONS.jsonl [--collection NAME] [--out DIR] [--mode dense|bm25|hybrid|all]
+
+Each line of QUESTIONS.jsonl: {"question": ..., "doc": "file name" or null, "page": 12 (optional),
+"answer": ... (optional)}; a null doc marks a question the documents cannot answer. The folder is ingested
+into a fresh collection through the normal pipeline, and every question goes through the same code as
+POST /v1/retrieve.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import DocumentError
+from ingest.ports import Embedder
+from ingest.records import Status
+from rag.retrieval import Retriever
+from rag.runtime import Runtime
+from rag.settings import Settings
+
+RANKS = (1, 3, 5, 10)
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True, slots=True)
+class EvalQuestion:
+    id: str
+    question: str
+    doc: str | None = None
+    page: int | None = None
+    answer: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return self.doc is not None
+
+
+@dataclass(slots=True)
+class QuestionResult:
+    id: str
+    answerable: bool
+    doc_rank: int | None  # 1-based rank of the first chunk from the gold document, within the top 10
+    page_hit_at_5: bool | None  # None when the question has no gold page
+    top_score: float
+    latency_ms: float
+    retrieved: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    questions = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            questions.append(
+                EvalQuestion(
+                    id=str(raw.get("id") or f"q{number}"),
+                    question=raw["question"],
+                    doc=raw.get("doc"),
+                    page=raw.get("page"),
+                    answer=raw.get("answer"),
+                )
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a question line ({exc})") from exc
+    if not questions:
+        raise ValueError(f"{path} has no questions")
+    return questions
+
+
+def ingest_folder(runtime: Runtime, folder: Path, collection: str) -> dict[str, Any]:
+    """Ingest every file under ``folder`` through the normal pipeline, synchronously."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    failures: dict[str, str] = {}
+    started = time.perf_counter()
+    for path in files:
+        try:
+            with path.open("rb") as source:
+                runtime.ingest.submit(source, path.name, collection, {})
+        except DocumentError as exc:
+            failures[path.name] = str(exc)
+    while runtime.worker.run_once():
+        pass
+    records, _ = runtime.records.list(collection=collection, limit=100_000)
+    failures.update({r.filename: r.error or "" for r in records if r.status is Status.FAILED})
+    return {
+        "files": len(files),
+        "documents_ready": sum(1 for r in records if r.status is Status.READY),
+        "chunks": sum(r.chunks or 0 for r in records if r.status is Status.READY),
+        "pages": sum(r.pages or 0 for r in records if r.status is Status.READY),
+        "failed": failures,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def run_questions(retriever: Retriever, collection: str, questions: list[EvalQuestion]) -> list[QuestionResult]:
+    results = []
+    for q in questions:
+        started = time.perf_counter()
+        hits = retriever.search(collection, q.question, k=max(RANKS))
+        latency_ms = (time.perf_counter() - started) * 1000
+        rank = next((i for i, hit in enumerate(hits, start=1) if hit.metadata.get("filename") == q.doc), None)
+        page_hit = None
+        if q.page is not None:
+            page_hit = any(
+                hit.metadata.get("filename") == q.doc
+                and hit.metadata.get("page", -1) <= q.page <= hit.metadata.get("page_end", hit.metadata.get("page", -1))
+                for hit in hits[:5]
+            )
+        results.append(
+            QuestionResult(
+                id=q.id,
+                answerable=q.answerable,
+                doc_rank=rank if q.answerable else None,
+                page_hit_at_5=page_hit,
+                top_score=max((hit.score for hit in hits), default=0.0),
+                latency_ms=round(latency_ms, 2),
+                retrieved=[
+                    {"filename": h.metadata.get("filename"), "page": h.metadata.get("page"), "score": round(h.score, 4)}
+                    for h in hits[:5]
+                ],
+            )
+        )
+    return results
+
+
+def abstention(results: list[QuestionResult], threshold: float) -> dict[str, float | None]:
+    """How often answerable questions clear the threshold and unanswerable ones fall under it."""
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    answered = sum(r.top_score >= threshold for r in answerable) / len(answerable) if answerable else None
+    abstained = sum(r.top_score < threshold for r in unanswerable) / len(unanswerable) if unanswerable else None
+    return {"threshold": round(threshold, 4), "answered_rate": answered, "abstain_rate": abstained}
+
+
+def calibrate_threshold(results: list[QuestionResult], min_answered: float = 0.98) -> dict[str, float | None]:
+    """The threshold that best separates answerable from unanswerable questions (balanced accuracy),
+    among those that still answer at least ``min_answered`` of the answerable ones: wrongly saying "not
+    found" costs a user more than an answer the model itself is told to decline."""
+    scores = sorted({round(r.top_score, 4) for r in results})
+    if not any(not r.answerable for r in results) or not scores:
+        return abstention(results, 0.0)
+    # Candidates halfway between neighbouring scores, so a threshold never sits exactly on a question.
+    candidates = [(a + b) / 2 for a, b in itertools.pairwise(scores)] or scores
+
+    def balanced(threshold: float) -> float:
+        rates = abstention(results, threshold)
+        return (rates["answered_rate"] or 0.0) + (rates["abstain_rate"] or 0.0)
+
+    allowed = [t for t in candidates if (abstention(results, t)["answered_rate"] or 0.0) >= min_answered]
+    return abstention(results, max(allowed or candidates, key=balanced))
+
+
+def summarise(results: list[QuestionResult], threshold: float) -> dict[str, Any]:
+    answerable = [r for r in results if r.answerable]
+    with_page = [r for r in answerable if r.page_hit_at_5 is not None]
+    latencies = sorted(r.latency_ms for r in results)
+
+    def recall(k: int) -> float:
+        return round(sum(1 for r in answerable if r.doc_rank and r.doc_rank <= k) / len(answerable), 4)
+
+    return {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(results) - len(answerable),
+        **{f"recall@{k}": recall(k) for k in RANKS},
+        "mrr@10": round(statistics.fmean(1 / r.doc_rank if r.doc_rank else 0.0 for r in answerable), 4),
+        "page_hit@5": round(sum(r.page_hit_at_5 for r in with_page) / len(with_page), 4) if with_page else None,
+        "page_questions": len(with_page),
+        "abstention_at_setting": abstention(results, threshold),
+        "abstention_calibrated": calibrate_threshold(results),
+        "latency_ms_p50": round(statistics.median(latencies), 2),
+        "latency_ms_p95": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2),
+    }
+
+
+def evaluate(
+    docs_folder: Path,
+    questions_path: Path,
+    *,
+    settings: Settings,
+    collection: str | None = None,
+    out_dir: Path | None = None,
+    modes: tuple[str, ...] = MODES,
+    embedder: Embedder | None = None,
+    use_settings_data_dir: bool = False,
+) -> dict[str, Any]:
+    """Ingest ``docs_folder`` into a fresh collection, run every question in each retrieval mode, report.
+
+    State goes to a temporary directory unless ``use_settings_data_dir``; the report to ``out_dir``.
+    """
+    questions = load_questions(questions_path)
+    collection = collection or f"eval-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="rag-eval-") as scratch:
+        if not use_settings_data_dir:
+            settings = settings.model_copy(update={"data_dir": Path(scratch), "chroma_url": None})
+        runtime = Runtime(settings, embedder=embedder)
+        runtime.start(run_worker=False, wait=True)
+        try:
+            ingestion = ingest_folder(runtime, docs_folder, collection)
+            report: dict[str, Any] = {
+                "collection": collection,
+                "docs_folder": str(docs_folder),
+                "questions_file": str(questions_path),
+                "chunk_tokens": settings.chunk_tokens,
+                "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+                "embedding_model": settings.embedding_model,
+                "abstain_below_score": settings.abstain_below_score,
+                "ingestion": ingestion,
+                "modes": {},
+            }
+            per_question: dict[str, list[dict]] = {}
+            for mode in modes:
+                retriever = Retriever(
+                    runtime.records,
+                    runtime.store,
+                    runtime.embedder,
+                    runtime.keywords,
+                    mode=mode,
+                    candidates=settings.retrieval_candidates,
+                    rrf_k=settings.rrf_k,
+                )
+                results = run_questions(retriever, collection, questions)
+                report["modes"][mode] = summarise(results, settings.abstain_below_score)
+                per_question[mode] = [asdict(r) for r in results]
+        finally:
+            runtime.stop()
+    if out_dir is not None:
+        write_report(report, per_question, out_dir)
+    return report
+
+
+def write_report(report: dict[str, Any], per_question: dict[str, list[dict]], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps({**report, "per_question": per_question}, indent=2) + "\n")
+    plot_recall(report, out_dir / "recall_at_k.png")
+    (out_dir / "report.md").write_text(markdown(report))
+
+
+def plot_recall(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for mode, figures in report["modes"].items():
+        axes.plot(RANKS, [figures[f"recall@{k}"] for k in RANKS], marker="o", label=mode)
+    axes.set_xlabel("k (chunks retrieved)")
+    axes.set_ylabel("recall@k (gold document in the top k)")
+    axes.set_xticks(RANKS)
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    axes.set_title(f"Retrieval recall, {report['ingestion']['chunks']} chunks")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    ingestion = report["ingestion"]
+    lines = [
+        "# Retrieval evaluation",
+        "",
+        f"{ingestion['documents_ready']} documents ({ingestion['pages']} PDF pages), {ingestion['chunks']} chunks "
+        f"of {report['chunk_tokens']} tokens (overlap {report['chunk_overlap_tokens']}); "
+        f"model {report['embedding_model']}.",
+        "",
+        "| mode | recall@1 | recall@5 | recall@10 | MRR@10 | page-hit@5 | answered / abstained "
+        f"at {report['abstain_below_score']} | best threshold: answered / abstained | p50 / p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, f in report["modes"].items():
+        now, best = f["abstention_at_setting"], f["abstention_calibrated"]
+        lines.append(
+            f"| {mode} | {f['recall@1']:.3f} | {f['recall@5']:.3f} | {f['recall@10']:.3f} | {f['mrr@10']:.3f} | "
+            f"{_fmt(f['page_hit@5'])} | {_fmt(now['answered_rate'])} / {_fmt(now['abstain_rate'])} | "
+            f"{best['threshold']}: {_fmt(best['answered_rate'])} / {_fmt(best['abstain_rate'])} | "
+            f"{f['latency_ms_p50']} / {f['latency_ms_p95']} |"
+        )
+    lines += ["", "![recall@k](recall_at_k.png)", ""]
+    if ingestion["failed"]:
+        lines += ["Documents that failed:", *(f"- {name}: {why}" for name, why in ingestion["failed"].items()), ""]
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
