@@ -229,6 +229,7 @@ def evaluate(
                     mode=mode,
                     candidates=settings.retrieval_candidates,
                     rrf_k=settings.rrf_k,
+                    score_margin=settings.retrieval_score_margin,
                 )
                 results = run_questions(retriever, collection, questions)
                 report["modes"][mode] = summarise(results, settings.abstain_below_score)

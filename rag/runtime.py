@@ -138,6 +138,7 @@ class Runtime:
             mode=self.settings.retrieval_mode,
             candidates=self.settings.retrieval_candidates,
             rrf_k=self.settings.rrf_k,
+            score_margin=self.settings.retrieval_score_margin,
         )
 
     def stop(self) -> None:

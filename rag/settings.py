@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
     retrieval_candidates: int = Field(default=30, ge=1, le=500, description="Hits each retriever brings to fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion's damping constant.")
+    retrieval_score_margin: float = Field(
+        default=0.3, ge=0, le=2, description="bm25/hybrid: drop hits this far below the best cosine similarity."
+    )
 
     # Answering.
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")

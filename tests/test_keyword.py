@@ -101,3 +101,26 @@ def test_unknown_mode_needs_a_keyword_index(make_settings, embedder):
             Retriever(runtime.records, runtime.store, embedder, None, mode="hybrid")
     finally:
         runtime.stop()
+
+
+def test_a_reranker_reorders_the_fused_candidates_before_the_cut(make_settings, embedder):
+    runtime = Runtime(make_settings(), embedder=embedder)
+    runtime.start(run_worker=False, wait=True)
+    try:
+        runtime.ingest.submit(io.BytesIO(docs.MANUAL_PDF), "manual.pdf", "default", {})
+        while runtime.worker.run_once():
+            pass
+        seen: list[int] = []
+
+        def last_page_first(query: str, hits):
+            seen.append(len(hits))
+            return sorted(hits, key=lambda h: -h.metadata["page"])
+
+        retriever = Retriever(
+            runtime.records, runtime.store, embedder, runtime.keywords, mode="hybrid", reranker=last_page_first
+        )
+        hits = retriever.search("default", "bearing temperature of pump P-101", k=2)
+        assert seen and seen[0] > 2  # it saw all the candidates, not only the top 2
+        assert [h.metadata["page"] for h in hits] == [5, 5]
+    finally:
+        runtime.stop()
