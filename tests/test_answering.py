@@ -69,11 +69,14 @@ def test_retrieve_returns_scored_chunks_with_pages(server):
     response = httpx.post(f"{server.url}/v1/retrieve", json={"query": LIGHTHOUSE, "top_k": 3})
     assert response.status_code == 200
     chunks = response.json()["chunks"]
-    assert len(chunks) == 3
+    # Hybrid order (fused rank); hits far less similar than the best one are left out, so maybe fewer.
+    assert 1 <= len(chunks) <= 3
     best = chunks[0]
     assert set(best) == {"id", "text", "score", "document_id", "filename", "page", "chunk_index"}
     assert best["filename"] == "harbour-almanac.pdf" and best["page"] == 2 and "1887" in best["text"]
-    assert [c["score"] for c in chunks] == sorted((c["score"] for c in chunks), reverse=True)
+    assert all(c["score"] >= max(c["score"] for c in chunks) - 0.3 for c in chunks)
+    dense = httpx.post(f"{server.url}/v1/retrieve", json={"query": "lighthouse keeper years", "top_k": 3}).json()
+    assert dense["chunks"] and dense["chunks"][0]["filename"] == "harbour-almanac.pdf"
 
 
 def test_retrieve_filters_by_document_and_by_upload_metadata(server):
