@@ -239,9 +239,11 @@ def test_chat_completions_needs_a_user_question_last(server):
     assert response.status_code == 422 and "user message" in response.json()["detail"]
 
 
+# Close to the almanac in meaning (so the service does not abstain), and asking for a long answer.
 LONG_ANSWER_PROMPTS = [
-    "List the numbers from 1 to 1000, one per line, each followed by the word lighthouse.",
-    "Repeat the sentence 'The Quillhaven lighthouse was lit in 1887.' five hundred times.",
+    "List the numbers from 1 to 1000, one per line, each followed by the words Quillhaven lighthouse keeper.",
+    "Repeat the sentence 'The Quillhaven lighthouse was lit for the first time on 14 March 1887 by keeper "
+    "Odalys Brennick.' five hundred times.",
     "Write a long essay about every detail of the Quillhaven lighthouse, its keepers and the harbour.",
 ]
 
@@ -258,15 +260,20 @@ def test_disconnecting_mid_stream_aborts_the_generation(server, llm_server):
 
     # A small model may end an answer early; only a request still generating when we hang up tells us
     # anything, so try prompts that make it talk at length until one is.
+    tried = []
     for question in LONG_ANSWER_PROMPTS:
         wait_until(lambda: running() == 0, 60, "vLLM to be idle")
         finished_before = metric("vllm:request_success_total")
         body = {"question": question, "stream": True, "max_tokens": 1500}
         with httpx.stream("POST", f"{server.url}/v1/query", json=body, timeout=60) as response:
-            for line in response.iter_lines():
+            events = response.iter_lines()
+            for line in events:
+                if line.startswith("data:") and '"abstained": true' in line:
+                    break
                 if line.startswith("event: delta"):
                     break
             still_generating = running() == 1 and metric("vllm:request_success_total") == finished_before
+        tried.append((question[:40], line, still_generating))
         if not still_generating:
             continue
         # The slot is freed at once and the request never finishes by stop or length: it was aborted.
@@ -274,7 +281,7 @@ def test_disconnecting_mid_stream_aborts_the_generation(server, llm_server):
         wait_until(lambda: running() == 0, 20, "vLLM to drop the request")
         assert metric("vllm:request_success_total") == finished_before
         return
-    pytest.fail("no prompt kept the model generating long enough to test a disconnect")
+    pytest.fail(f"no prompt kept the model generating long enough to test a disconnect: {tried}")
 
 
 def ingest_almanac(client) -> None:
