@@ -118,6 +118,18 @@ async def pack_prompt(
             question, sources, history, system_role=system_role, extra_instructions=extra_instructions
         )
 
+    def numbered(hits: list[ChunkHit]) -> list[Source]:
+        return [Source(n, hit) for n, hit in enumerate(reading_order(hits), start=1)]
+
+    # Usually every retrieved source fits: then one exact count of the whole prompt is all it takes (each
+    # count is a round trip to the LLM server, and under load every millisecond before generation counts).
+    if ranked_hits:
+        sources = numbered(ranked_hits)
+        messages = build(sources)
+        exact = await llm.count_chat_tokens(messages)
+        if exact <= budget:
+            return PackedPrompt(messages, sources, exact)
+
     base_tokens = await llm.count_chat_tokens(build([]))
     if base_tokens > budget:
         raise PromptTooLong(
@@ -138,7 +150,7 @@ async def pack_prompt(
         )
     # The estimate is checked against the exact count of the final prompt; drop the weakest hit if over.
     while True:
-        sources = [Source(n, hit) for n, hit in enumerate(reading_order(chosen), start=1)]
+        sources = numbered(chosen)
         messages = build(sources)
         exact = await llm.count_chat_tokens(messages)
         if exact <= budget or len(chosen) <= 1:
