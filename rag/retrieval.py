@@ -111,7 +111,10 @@ class Retriever:
                 else reciprocal_rank_fusion([[hit.id for hit in dense], keyword_ids], self._rrf_k)
             )
             known = {hit.id: hit for hit in dense}
-            missing = [chunk_id for chunk_id in order if chunk_id not in known]
+            # Keyword-only hits need their embeddings fetched to be scored: only those in the head of the
+            # fused order are worth it (dense hits further down keep their place; they have scores).
+            head = order[: max(3 * k, k + 10)]
+            missing = [chunk_id for chunk_id in head if chunk_id not in known]
             # Keyword-only hits: fetched with their embeddings (and the metadata filter BM25 cannot apply).
             for hit in self._store.get_scored(collection, missing, embedding, metadata_equals=filters.metadata):
                 known[hit.id] = hit
