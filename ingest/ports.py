@@ -7,8 +7,8 @@ dependency runs one way: rag -> ingest.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -25,13 +25,6 @@ class Chunk:
     end: int
     page: int | None = None  # 1-based, as a reader counts pages; None for formats without pages
     page_end: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredChunk:
-    id: str
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Embedder(Protocol):
