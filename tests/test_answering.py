@@ -292,12 +292,7 @@ def ingest_almanac(client) -> None:
 def test_abstains_without_calling_the_llm_when_nothing_is_relevant(make_client):
     # The LLM here is unreachable: an answer can only come back if the LLM was never called.
     client = make_client()
-    document = client.post("/v1/documents", files=[("files", ("almanac.pdf", docs.ALMANAC_PDF))]).json()
-    wait_until(
-        lambda: client.get(f"/v1/documents/{document['documents'][0]['id']}").json()["status"] == "ready",
-        60,
-        "ingestion",
-    )
+    ingest_almanac(client)
     body = client.post("/v1/query", json={"question": "What is a good recipe for sourdough bread?"}).json()
     assert body["abstained"] is True
     assert body["answer"] == NOT_FOUND_ANSWER and body["citations"] == []
@@ -312,12 +307,7 @@ def test_abstains_without_calling_the_llm_when_nothing_is_relevant(make_client):
 
 def test_llm_down_gives_503_while_retrieval_keeps_working(make_client):
     client = make_client()
-    document = client.post("/v1/documents", files=[("files", ("almanac.pdf", docs.ALMANAC_PDF))]).json()
-    wait_until(
-        lambda: client.get(f"/v1/documents/{document['documents'][0]['id']}").json()["status"] == "ready",
-        60,
-        "ingestion",
-    )
+    ingest_almanac(client)
     response = client.post("/v1/query", json={"question": LIGHTHOUSE})
     assert response.status_code == 503
     assert "unreachable" in response.json()["detail"]
@@ -339,12 +329,7 @@ def test_llm_that_never_answers_gives_504(make_client):
     try:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
         client = make_client(llm_base_url=url, llm_timeout_s=1.0)
-        document = client.post("/v1/documents", files=[("files", ("almanac.pdf", docs.ALMANAC_PDF))]).json()
-        wait_until(
-            lambda: client.get(f"/v1/documents/{document['documents'][0]['id']}").json()["status"] == "ready",
-            60,
-            "ingestion",
-        )
+        ingest_almanac(client)
         response = client.post("/v1/query", json={"question": LIGHTHOUSE})
         assert response.status_code == 504
         assert "did not answer in time" in response.json()["detail"]
