@@ -44,9 +44,31 @@ def status_for_document_error(error: DocumentError) -> int:
             return 422
 
 
+# Errors whose own message is the reason: their status, and headers that tell a client when to retry.
+_PLAIN_ERRORS: dict[type[Exception], tuple[int, dict[str, str] | None]] = {
+    InvalidRequest: (422, None),
+    PromptTooLong: (422, None),
+    DocumentBeingDeleted: (409, None),
+    QueueFull: (429, {"Retry-After": "30"}),
+    ServiceNotReady: (503, {"Retry-After": "10"}),
+    LLMUnavailable: (503, {"Retry-After": "10"}),
+    LLMRejected: (502, None),
+    LLMTimeout: (504, None),
+}
+
+
+def reply(status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
+
+
+async def _plain_error(_: Request, exc: Exception) -> JSONResponse:
+    status_code, headers = _PLAIN_ERRORS[type(exc)]
+    return reply(status_code, str(exc), headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    def reply(status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any):
-        return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
+    for error in _PLAIN_ERRORS:
+        app.add_exception_handler(error, _plain_error)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -56,21 +78,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _not_found(_: Request, exc: DocumentNotFound):
         return reply(404, f"no document with id {exc.args[0]!r}")
 
-    @app.exception_handler(InvalidRequest)
-    async def _invalid(_: Request, exc: InvalidRequest):
-        return reply(422, str(exc))
-
     @app.exception_handler(DocumentError)
     async def _document(_: Request, exc: DocumentError):
         return reply(status_for_document_error(exc), str(exc))
-
-    @app.exception_handler(QueueFull)
-    async def _queue_full(_: Request, exc: QueueFull):
-        return reply(429, str(exc), headers={"Retry-After": "30"})
-
-    @app.exception_handler(DocumentBeingDeleted)
-    async def _being_deleted(_: Request, exc: DocumentBeingDeleted):
-        return reply(409, str(exc))
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError):
@@ -80,23 +90,3 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CollectionNotFound)
     async def _unknown_collection(_: Request, exc: CollectionNotFound):
         return reply(404, f"unknown collection {exc.args[0]!r}: it has no documents")
-
-    @app.exception_handler(PromptTooLong)
-    async def _too_long(_: Request, exc: PromptTooLong):
-        return reply(422, str(exc))
-
-    @app.exception_handler(ServiceNotReady)
-    async def _not_ready(_: Request, exc: ServiceNotReady):
-        return reply(503, str(exc), headers={"Retry-After": "10"})
-
-    @app.exception_handler(LLMUnavailable)
-    async def _llm_down(_: Request, exc: LLMUnavailable):
-        return reply(503, str(exc), headers={"Retry-After": "10"})
-
-    @app.exception_handler(LLMTimeout)
-    async def _llm_timeout(_: Request, exc: LLMTimeout):
-        return reply(504, str(exc))
-
-    @app.exception_handler(LLMRejected)
-    async def _llm_rejected(_: Request, exc: LLMRejected):
-        return reply(502, str(exc))
