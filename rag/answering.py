@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,15 +161,8 @@ class QueryService:
         if prepared.abstained:
             self._count("abstained")
             return Answer(NOT_FOUND_ANSWER, [], prepared.model, Usage(), True, "stop", self.timings(prepared, 0.0))
-        started = time.perf_counter()
-        try:
+        with self._generation() as started:
             completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
-        except Exception:
-            self._count("error")
-            raise
-        self._count("answered")
-        if self._metrics:
-            self._metrics.generation_seconds.observe(time.perf_counter() - started)
         return Answer(
             completion.text,
             prepared.citations,
@@ -186,15 +180,21 @@ class QueryService:
             yield Delta(text=NOT_FOUND_ANSWER)
             yield Delta(finish_reason="stop", usage=Usage())
             return
-        started = time.perf_counter()
         first_token = None
-        try:
+        with self._generation() as started:
             async for delta in self._llm.stream(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature):
                 if delta.text and first_token is None:
                     first_token = time.perf_counter()
                     if self._metrics:
                         self._metrics.time_to_first_token_seconds.observe(first_token - started)
                 yield delta
+
+    @contextmanager
+    def _generation(self) -> Iterator[float]:
+        """Count one generation's outcome and time it; yields its start (time.perf_counter)."""
+        started = time.perf_counter()
+        try:
+            yield started
         except Exception:
             self._count("error")
             raise
