@@ -32,6 +32,7 @@ RESULTS = Path(__file__).parent / "results"
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from ingest.pipeline import chunk_id  # noqa: E402
+from ingest.records import NewDocument  # noqa: E402
 from rag.evaluation import ingest_folder, load_questions  # noqa: E402
 from rag.runtime import Runtime, load_embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
@@ -57,14 +58,19 @@ def build_collection(runtime: Runtime, embedder, target: int, collection: str) -
     while written < target:
         count = min(per_document, target - written)
         document_id = runtime.records.new_id()
-        record, _ = runtime.records.add_or_get(
-            document_id=document_id,
-            collection=collection,
-            filename=f"synthetic-{written // per_document:04d}.txt",
-            content_type="text/plain",
-            size=0,
-            sha256=document_id,
-            metadata={},
+        [(record, _)] = runtime.records.add_many(
+            [
+                NewDocument(
+                    document_id=document_id,
+                    collection=collection,
+                    filename=f"synthetic-{written // per_document:04d}.txt",
+                    content_type="text/plain",
+                    size=0,
+                    sha256=document_id,
+                    metadata={},
+                )
+            ],
+            queue_max=1,
         )
         runtime.records.claim_next("bench")
         picks = rng.integers(0, len(seed), size=count)

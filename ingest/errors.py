@@ -18,7 +18,12 @@ class DocumentTooLarge(DocumentError):
 
 
 class InvalidRequest(ValueError):
-    """A request's parameters (collection name, metadata, ...) are invalid."""
+    """A request's parameters (collection name, metadata, ...) are invalid; ``loc`` names the field, as in a
+    validation error (e.g. ``("body", "metadata")``)."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ("body",)):
+        super().__init__(message)
+        self.loc = loc
 
 
 class QueueFull(RuntimeError):
@@ -27,3 +32,11 @@ class QueueFull(RuntimeError):
 
 class DocumentBeingDeleted(RuntimeError):
     """An upload matches a document that is being deleted right now."""
+
+
+class BatchTooLarge(ValueError):
+    """One upload brings more documents than the ingestion queue can ever hold."""
+
+
+class StoreError(RuntimeError):
+    """The vector or keyword store failed; the message says what happened to the document and what to do."""

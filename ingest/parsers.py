@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ingest.detect import DocType, decode_text
 from ingest.errors import DocumentError
+from ingest.limits import IngestLimits
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,25 @@ class ParsedDocument:
     pages: int | None = None
 
 
-def parse(path: Path, doc_type: DocType) -> ParsedDocument:
-    parser = _PARSERS[doc_type]
-    parsed = parser(path)
+def parse(path: Path, doc_type: DocType, limits: IngestLimits | None = None) -> ParsedDocument:
+    """The document's text, within ``limits`` (a DocumentError names the limit a document goes over)."""
+    limits = limits or IngestLimits()
+    parsed = _PARSERS[doc_type](path, limits)
     if not any(section.text.strip() for section in parsed.sections):
         if doc_type is DocType.PDF:
             raise DocumentError("the PDF has no extractable text (scanned pages or images only?); OCR is not supported")
         raise DocumentError("the document contains no text")
+    total = sum(len(section.text) for section in parsed.sections)
+    if total > limits.max_document_chars:
+        raise document_too_long(total, limits)
     return parsed
+
+
+def document_too_long(chars: int | str, limits: IngestLimits) -> DocumentError:
+    return DocumentError(
+        f"the document has {chars} characters of text; at most {limits.max_document_chars:,} are read from one"
+        " document (RAG_MAX_DOCUMENT_CHARS): split it into smaller files"
+    )
 
 
 # --- normalisation -----------------------------------------------------------------------------------
@@ -75,7 +87,26 @@ def repair_tex_codes(text: str) -> str:
     return text.translate(_TEX_MATH)
 
 
-def _parse_pdf(path: Path) -> ParsedDocument:
+class _PageTooLong(Exception):
+    pass
+
+
+def _page_text(page, max_chars: int) -> str:
+    """A page's text, given up as soon as it passes ``max_chars``: a small PDF can inflate to megabytes of
+    text on one page (seen: 51 KB to 20 MB, which became 78,309 chunks), and text past the limit is never
+    used anyway."""
+    seen = 0
+
+    def count(text: str, *_: object) -> None:
+        nonlocal seen
+        seen += len(text)
+        if seen > max_chars:
+            raise _PageTooLong
+
+    return page.extract_text(visitor_text=count) or ""
+
+
+def _parse_pdf(path: Path, limits: IngestLimits) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -101,14 +132,23 @@ def _parse_pdf(path: Path) -> ParsedDocument:
         raise DocumentError("the PDF has no pages")
     sections: list[Section] = []
     failed = 0
+    total = 0
     for number in range(1, page_count + 1):
         try:
-            text = pages[number - 1].extract_text() or ""
+            text = _page_text(pages[number - 1], limits.max_page_chars)
+        except _PageTooLong:
+            raise DocumentError(
+                f"page {number} has more than {limits.max_page_chars:,} characters of text, the most read from one"
+                " page (RAG_MAX_PAGE_CHARS)"
+            ) from None
         except Exception as exc:  # one bad page should not lose the whole document
             failed += 1
             log.warning("page %d of %s could not be read: %s", number, path.name, exc)
             continue
         sections.append(Section(normalise(repair_tex_codes(text)), page=number))
+        total += len(sections[-1].text)
+        if total > limits.max_document_chars:  # stop reading now rather than after the last page
+            raise document_too_long(f"more than {limits.max_document_chars:,}", limits)
     if failed == page_count:
         raise DocumentError("the PDF is damaged: no page could be read")
     return ParsedDocument(sections, pages=page_count)
@@ -117,7 +157,7 @@ def _parse_pdf(path: Path) -> ParsedDocument:
 # --- DOCX ----------------------------------------------------------------------------------------------
 
 
-def _parse_docx(path: Path) -> ParsedDocument:
+def _parse_docx(path: Path, limits: IngestLimits) -> ParsedDocument:
     import docx
 
     try:
@@ -136,7 +176,7 @@ def _parse_docx(path: Path) -> ParsedDocument:
 _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "svg", "head")
 
 
-def _parse_html(path: Path) -> ParsedDocument:
+def _parse_html(path: Path, limits: IngestLimits) -> ParsedDocument:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(path.read_bytes(), "lxml")
@@ -151,14 +191,14 @@ def _parse_html(path: Path) -> ParsedDocument:
 # --- plain text and Markdown ---------------------------------------------------------------------------
 
 
-def _parse_text(path: Path) -> ParsedDocument:
+def _parse_text(path: Path, limits: IngestLimits) -> ParsedDocument:
     text = decode_text(path.read_bytes())
     if text is None:
         raise DocumentError("the file is not readable text")
     return ParsedDocument([Section(normalise(text))])
 
 
-_PARSERS: dict[DocType, Callable[[Path], ParsedDocument]] = {
+_PARSERS: dict[DocType, Callable[[Path, IngestLimits], ParsedDocument]] = {
     DocType.PDF: _parse_pdf,
     DocType.DOCX: _parse_docx,
     DocType.HTML: _parse_html,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.chunking import Chunker
 from ingest.detect import DocType
+from ingest.errors import DocumentError, StoreError
+from ingest.limits import IngestLimits
 from ingest.parsers import parse
 from ingest.ports import Chunk, ChunkStore, Embedder, MetadataValue
 from ingest.records import DocumentRecord
@@ -44,44 +47,53 @@ def chunk_metadata(record: DocumentRecord, chunk: Chunk) -> dict[str, MetadataVa
     return metadata
 
 
-# Keys the pipeline writes into every chunk's metadata; user metadata may not use them.
-RESERVED_METADATA_KEYS = frozenset(
-    {"document_id", "collection", "filename", "chunk_index", "start", "end", "page", "page_end"}
-)
-
-
 class DocumentPipeline:
-    def __init__(self, embedder: Embedder, store: ChunkStore, chunker: Chunker, write_batch_size: int):
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: ChunkStore,
+        chunker: Chunker,
+        write_batch_size: int,
+        limits: IngestLimits | None = None,
+    ):
         self._embedder = embedder
         self._store = store
         self._chunker = chunker
-        self._batch = write_batch_size
+        self.batch_size = write_batch_size
+        self._limits = limits or IngestLimits()
 
     def plan(self, path: Path, doc_type: DocType) -> Plan:
-        parsed = parse(path, doc_type)
-        return Plan(pages=parsed.pages, chunks=self._chunker.split(parsed))
+        parsed = parse(path, doc_type, self._limits)
+        chunks = self._chunker.split(parsed)
+        if len(chunks) > self._limits.max_document_chunks:
+            raise DocumentError(
+                f"the document makes {len(chunks):,} chunks; at most {self._limits.max_document_chunks:,} are"
+                " stored for one document (RAG_MAX_DOCUMENT_CHUNKS): split it into smaller files"
+            )
+        return Plan(pages=parsed.pages, chunks=chunks)
 
-    def write(
+    def write_batch(
         self,
         record: DocumentRecord,
         chunks: list[Chunk],
+        begin: int,
         *,
-        write_guard: Callable[[], object],
+        write_guard: Callable[[], AbstractContextManager[object]],
         on_progress: Callable[[int], bool],
-    ) -> None:
-        """Embed and store ``chunks`` batch by batch.
+    ) -> int:
+        """Embed and store the batch of ``chunks`` that starts at ``begin``; returns where the next one starts.
 
-        ``write_guard()`` is a context manager held around each store write; ``on_progress(n)`` records
-        n chunks written and returns False when the document is no longer wanted (deleted, or the worker
-        is stopping), which cancels the rest.
+        ``write_guard()`` is a context manager held around the store write; ``on_progress(n)`` records n
+        chunks written and returns False when the document is no longer wanted (deleted, or the worker is
+        stopping), which cancels it. A store failure raises StoreError with what to do about it.
         """
-        for begin in range(0, len(chunks), self._batch):
-            batch = chunks[begin : begin + self._batch]
-            embeddings = self._embedder.embed([chunk.text for chunk in batch])
-            with write_guard():
-                # Checked under the guard, so a delete that ran meanwhile is never undone by this write.
-                if not on_progress(begin):
-                    raise Cancelled(record.id)
+        batch = chunks[begin : begin + self.batch_size]
+        embeddings = self._embedder.embed([chunk.text for chunk in batch])
+        with write_guard():
+            # Checked under the guard, so a delete that ran meanwhile is never undone by this write.
+            if not on_progress(begin):
+                raise Cancelled(record.id)
+            try:
                 self._store.upsert(
                     record.collection,
                     ids=[chunk_id(record.id, chunk.index) for chunk in batch],
@@ -89,4 +101,23 @@ class DocumentPipeline:
                     texts=[chunk.text for chunk in batch],
                     metadatas=[chunk_metadata(record, chunk) for chunk in batch],
                 )
-                on_progress(begin + len(batch))
+            except Exception as exc:
+                raise StoreError(
+                    f"the store refused this document's chunks ({type(exc).__name__}: {exc}); nothing of it is"
+                    " kept: check the vector store, then upload the file again"
+                ) from exc
+            on_progress(begin + len(batch))
+        return begin + len(batch)
+
+    def write(
+        self,
+        record: DocumentRecord,
+        chunks: list[Chunk],
+        *,
+        write_guard: Callable[[], AbstractContextManager[object]],
+        on_progress: Callable[[int], bool],
+    ) -> None:
+        """Every batch of ``chunks``, in order (see write_batch)."""
+        begin = 0
+        while begin < len(chunks):
+            begin = self.write_batch(record, chunks, begin, write_guard=write_guard, on_progress=on_progress)

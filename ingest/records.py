@@ -11,14 +11,14 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import DocumentBeingDeleted
+from ingest.errors import DocumentBeingDeleted, QueueFull
 
 
 class Status(enum.StrEnum):
@@ -59,6 +59,19 @@ CREATE INDEX IF NOT EXISTS documents_collection ON documents (collection, create
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """An upload about to be queued (its file already kept under ``document_id``)."""
+
+    document_id: str
+    collection: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,57 +146,65 @@ class DocumentRecords:
     def new_id() -> str:
         return uuid.uuid4().hex
 
-    def add_or_get(
-        self,
-        *,
-        document_id: str,
-        collection: str,
-        filename: str,
-        content_type: str,
-        size: int,
-        sha256: str,
-        metadata: dict[str, Any],
-    ) -> tuple[DocumentRecord, bool]:
-        """Insert a queued document, or return the one with the same content in that collection.
+    def add_many(self, uploads: Sequence[NewDocument], *, queue_max: int) -> list[tuple[DocumentRecord, bool]]:
+        """Queue documents in one transaction; each that has the same content in its collection as an existing
+        one returns that one instead. Returns (record, duplicate) per upload, in order.
 
-        Returns (record, duplicate). A failed earlier copy is queued again under its old id, since the
-        user uploading it again is asking for another try.
+        All or nothing: if the documents this adds to the queue would take it past ``queue_max``, none is
+        added (QueueFull). The count is taken inside the write transaction, so concurrent uploads cannot
+        overshoot the bound together. A failed earlier copy is queued again under its old id, since the user
+        uploading it again is asking for another try.
         """
         now = _now()
+        results: list[tuple[DocumentRecord, bool]] = []
         with self._transaction() as conn:
-            existing = conn.execute(
-                "SELECT * FROM documents WHERE collection = ? AND sha256 = ?", (collection, sha256)
-            ).fetchone()
-            if existing is not None and existing["status"] == Status.DELETING:
-                raise DocumentBeingDeleted("the same file is being deleted from this collection; retry shortly")
-            if existing is not None and existing["status"] != Status.FAILED:
-                return DocumentRecord.from_row(existing), True
-            if existing is not None:
-                conn.execute(
-                    "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0,"
-                    " filename = ?, metadata = ?, updated_at = ? WHERE id = ?",
-                    (Status.QUEUED, filename, json.dumps(metadata), now, existing["id"]),
+            waiting = conn.execute("SELECT COUNT(*) FROM documents WHERE status = ?", (Status.QUEUED,)).fetchone()[0]
+            queued = 0
+            for upload in uploads:
+                existing = conn.execute(
+                    "SELECT * FROM documents WHERE collection = ? AND sha256 = ?", (upload.collection, upload.sha256)
+                ).fetchone()
+                if existing is not None and existing["status"] == Status.DELETING:
+                    raise DocumentBeingDeleted(
+                        f"{upload.filename}: the same file is being deleted from this collection; retry shortly"
+                    )
+                if existing is not None and existing["status"] != Status.FAILED:
+                    results.append((DocumentRecord.from_row(existing), True))
+                    continue
+                if existing is not None:
+                    conn.execute(
+                        "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0,"
+                        " filename = ?, metadata = ?, updated_at = ? WHERE id = ?",
+                        (Status.QUEUED, upload.filename, json.dumps(upload.metadata), now, existing["id"]),
+                    )
+                    document_id = existing["id"]
+                else:
+                    document_id = upload.document_id
+                    conn.execute(
+                        "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status,"
+                        " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            document_id,
+                            upload.collection,
+                            upload.filename,
+                            upload.content_type,
+                            upload.size,
+                            upload.sha256,
+                            Status.QUEUED,
+                            json.dumps(upload.metadata),
+                            now,
+                            now,
+                        ),
+                    )
+                queued += 1
+                row = conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+                results.append((DocumentRecord.from_row(row), False))
+            if waiting + queued > queue_max:
+                raise QueueFull(
+                    f"the ingestion queue holds at most {queue_max} documents (RAG_INGEST_QUEUE_MAX) and"
+                    f" {waiting} are waiting, so these {queued} do not fit; retry later"
                 )
-                document_id = existing["id"]
-            else:
-                conn.execute(
-                    "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status,"
-                    " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        document_id,
-                        collection,
-                        filename,
-                        content_type,
-                        size,
-                        sha256,
-                        Status.QUEUED,
-                        json.dumps(metadata),
-                        now,
-                        now,
-                    ),
-                )
-            row = conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
-        return DocumentRecord.from_row(row), False
+        return results
 
     def get(self, document_id: str) -> DocumentRecord | None:
         return self._fetch_one("SELECT * FROM documents WHERE id = ? AND status != ?", (document_id, Status.DELETING))
@@ -233,11 +254,13 @@ class DocumentRecords:
         return row is not None
 
     def hidden_document_ids(self, collection: str) -> list[str]:
-        """Documents whose chunks may be partly in the store: retrieval filters these out."""
+        """Documents whose chunks may be partly in the store: retrieval filters these out. A failed document
+        keeps ``chunks_written`` above 0 only when its partial chunks could not be removed."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT id FROM documents WHERE collection = ? AND status IN ({','.join('?' * len(NOT_VISIBLE))})",
-                (collection, *NOT_VISIBLE),
+                f"SELECT id FROM documents WHERE collection = ? AND (status IN ({','.join('?' * len(NOT_VISIBLE))})"
+                " OR (status = ? AND chunks_written > 0))",
+                (collection, *NOT_VISIBLE, Status.FAILED),
             ).fetchall()
         return [row[0] for row in rows]
 
@@ -286,19 +309,26 @@ class DocumentRecords:
     def mark_ready(self, document_id: str) -> bool:
         return self._update(document_id, Status.PROCESSING, status=Status.READY, error=None)
 
-    def mark_failed(self, document_id: str, reason: str) -> bool:
-        return self._update(document_id, Status.PROCESSING, status=Status.FAILED, error=reason, chunks_written=0)
+    def mark_failed(self, document_id: str, reason: str, *, chunks_left: bool = False) -> bool:
+        """``chunks_left``: its partial chunks could not be removed, so it stays hidden from retrieval."""
+        return self._update(
+            document_id, Status.PROCESSING, status=Status.FAILED, error=reason, chunks_written=int(chunks_left)
+        )
 
     def requeue(self, document_id: str) -> bool:
         return self._update(document_id, Status.PROCESSING, status=Status.QUEUED, chunks_written=0)
 
-    def mark_deleting(self, document_id: str, owner: str) -> DocumentRecord | None:
-        """Hide the document at once and return it; None if it does not exist."""
+    def mark_deleting(
+        self, document_id: str, owner: str, *, within: frozenset[str] | None = None
+    ) -> DocumentRecord | None:
+        """Hide the document at once and return it; None if it does not exist (or is outside ``within``).
+
+        A document already being deleted is returned too: deleting it again retries a delete whose store
+        failed (removing chunks twice is harmless).
+        """
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM documents WHERE id = ? AND status != ?", (document_id, Status.DELETING)
-            ).fetchone()
-            if row is None:
+            row = conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+            if row is None or (within is not None and row["collection"] not in within):
                 return None
             conn.execute(
                 "UPDATE documents SET status = ?, owner = ?, updated_at = ? WHERE id = ?",

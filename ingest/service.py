@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -15,15 +14,16 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
 from ingest.detect import DocType, detect_type
-from ingest.errors import InvalidRequest, QueueFull
+from ingest.errors import BatchTooLarge, InvalidRequest, StoreError
 from ingest.files import FileStore, StagedFile
-from ingest.pipeline import RESERVED_METADATA_KEYS
+from ingest.limits import IngestLimits
 from ingest.ports import ChunkStore
-from ingest.records import DocumentRecord, DocumentRecords, Status
+from ingest.records import DocumentRecord, DocumentRecords, NewDocument, Status
 
 log = logging.getLogger(__name__)
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
+COLLECTION_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$"
+COLLECTION_NAME = re.compile(COLLECTION_PATTERN.removesuffix("$"))
 MAX_FILENAME_CHARS = 255
 # A half-copied upload this old belongs to a process that died (another live one may be copying now).
 STALE_UPLOAD_SECONDS = 3600
@@ -66,32 +66,12 @@ def owner_is_alive(owner: str | None, me: str) -> bool:
 
 
 def validate_collection(name: str) -> str:
-    if not COLLECTION_NAME.match(name):
+    if not COLLECTION_NAME.fullmatch(name):
         raise InvalidRequest(
-            "collection names are 1-63 letters, digits, '-' or '_', starting and ending with a letter or digit"
+            "collection names are 1-63 letters, digits, '-' or '_', starting and ending with a letter or digit",
+            ("body", "collection"),
         )
     return name
-
-
-def parse_metadata(raw: str | dict[str, Any] | None) -> dict[str, Any]:
-    """User metadata: a flat JSON object of strings, numbers and booleans, stored on every chunk."""
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"metadata is not valid JSON: {exc.msg}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidRequest("metadata must be a JSON object")
-    for key, value in raw.items():
-        if key in RESERVED_METADATA_KEYS:
-            raise InvalidRequest(f"metadata key {key!r} is reserved")
-        if not key or len(key) > 128:
-            raise InvalidRequest("metadata keys must be 1-128 characters")
-        if value is None or not isinstance(value, str | int | float | bool):
-            raise InvalidRequest(f"metadata value for {key!r} must be a string, number or boolean")
-    return raw
 
 
 def clean_filename(name: str | None) -> str:
@@ -103,33 +83,28 @@ def clean_filename(name: str | None) -> str:
 
 
 class IngestService:
-    def __init__(
-        self,
-        records: DocumentRecords,
-        files: FileStore,
-        store: ChunkStore,
-        *,
-        max_upload_bytes: int,
-        queue_max: int,
-    ):
+    def __init__(self, records: DocumentRecords, files: FileStore, store: ChunkStore, limits: IngestLimits):
         self.records = records
         self.files = files
         self.store = store
-        self._max_upload_bytes = max_upload_bytes
-        self._queue_max = queue_max
+        self.limits = limits
         # Held around every chunk write and every delete, so a delete never races a write.
         self.write_lock = threading.Lock()
         self.work_available = threading.Event()
         self.identity = process_identity()
 
-    def check_capacity(self, incoming: int = 1) -> None:
-        if self.records.count(Status.QUEUED) + incoming > self._queue_max:
-            raise QueueFull(f"{self._queue_max} documents are already waiting to be ingested; retry later")
+    def check_batch(self, count: int) -> None:
+        """Refuse at once a batch that could never fit in the queue (retrying it would never help)."""
+        if count > self.limits.queue_max:
+            raise BatchTooLarge(
+                f"this upload has {count} files but the ingestion queue holds at most {self.limits.queue_max}"
+                " (RAG_INGEST_QUEUE_MAX); send them in smaller batches"
+            )
 
     def prepare(self, source: BinaryIO, filename: str | None) -> PreparedUpload:
         """Copy, hash, size-check and type-check an upload. Raises a DocumentError saying what is wrong."""
         name = clean_filename(filename)
-        staged = self.files.stage(source, self._max_upload_bytes)
+        staged = self.files.stage(source, self.limits.max_upload_bytes)
         try:
             doc_type = detect_type(staged.path, name)
         except BaseException:
@@ -140,45 +115,65 @@ class IngestService:
     def discard(self, prepared: PreparedUpload) -> None:
         self.files.discard(prepared.staged)
 
-    def commit(self, prepared: PreparedUpload, collection: str, metadata: dict[str, Any]) -> Submitted:
-        """Queue a prepared upload; the same bytes in the same collection return the existing document."""
+    def commit(self, prepared: list[PreparedUpload], collection: str, metadata: dict[str, Any]) -> list[Submitted]:
+        """Queue prepared uploads, all or none; the same bytes in the same collection return the existing
+        document. Raises QueueFull (nothing queued) when they do not fit in the queue."""
         validate_collection(collection)
-        staged = prepared.staged
-        document_id = self.records.new_id()
-        self.files.keep(staged, document_id)  # the file exists before any worker can claim its record
+        self.check_batch(len(prepared))
+        uploads = []
         try:
-            record, duplicate = self.records.add_or_get(
-                document_id=document_id,
-                collection=collection,
-                filename=prepared.filename,
-                content_type=prepared.doc_type.value,
-                size=staged.size,
-                sha256=staged.sha256,
-                metadata=metadata,
-            )
+            for item in prepared:
+                document_id = self.records.new_id()
+                self.files.keep(item.staged, document_id)  # the file exists before any worker can claim it
+                uploads.append(
+                    NewDocument(
+                        document_id=document_id,
+                        collection=collection,
+                        filename=item.filename,
+                        content_type=item.doc_type.value,
+                        size=item.staged.size,
+                        sha256=item.staged.sha256,
+                        metadata=metadata,
+                    )
+                )
+            added = self.records.add_many(uploads, queue_max=self.limits.queue_max)
         except BaseException:
-            self.files.remove(document_id)
+            for upload in uploads:
+                self.files.remove(upload.document_id)
+            for item in prepared[len(uploads) :]:
+                self.files.discard(item.staged)
             raise
-        if duplicate:
-            self.files.remove(document_id)  # the content is already stored under the existing id
-        elif record.id != document_id:
-            # A failed earlier copy was queued again under its old id: it gets these (identical) bytes.
-            self.files.rename(document_id, record.id)
-        if not duplicate:
+        submitted = []
+        for upload, (record, duplicate) in zip(uploads, added, strict=True):
+            if duplicate:
+                self.files.remove(upload.document_id)  # the content is already stored under the existing id
+            elif record.id != upload.document_id:
+                # A failed earlier copy was queued again under its old id: it gets these (identical) bytes.
+                self.files.rename(upload.document_id, record.id)
+            if not duplicate:
+                log.info("queued document %s (%s) in %s", record.id, record.filename, collection)
+            submitted.append(Submitted(record, duplicate))
+        if any(not item.duplicate for item in submitted):
             self.work_available.set()
-            log.info("queued document %s (%s) in %s", record.id, record.filename, collection)
-        return Submitted(record, duplicate)
+        return submitted
 
     def submit(self, source: BinaryIO, filename: str | None, collection: str, metadata: dict[str, Any]) -> Submitted:
-        self.check_capacity()
-        return self.commit(self.prepare(source, filename), collection, metadata)
+        return self.commit([self.prepare(source, filename)], collection, metadata)[0]
 
-    def delete(self, document_id: str) -> bool:
-        """Remove a document and every one of its chunks. Returns False if there is no such document."""
-        record = self.records.mark_deleting(document_id, self.identity)  # invisible to readers from here on
+    def delete(self, document_id: str, *, within: frozenset[str] | None = None) -> bool:
+        """Remove a document and every one of its chunks. Returns False if there is no such document (or it
+        is in none of the collections ``within``, when given)."""
+        record = self.records.mark_deleting(document_id, self.identity, within=within)  # hidden from here on
         if record is None:
             return False
-        self._finish_delete(record)
+        try:
+            self._finish_delete(record)
+        except Exception as exc:
+            log.exception("deleting %s failed", record.id)
+            raise StoreError(
+                f"the store could not remove the chunks of document {record.id} ({type(exc).__name__}: {exc});"
+                " it is hidden from retrieval and the delete is retried at the next start"
+            ) from exc
         log.info("deleted document %s from %s", record.id, record.collection)
         return True
 
@@ -193,22 +188,36 @@ class IngestService:
 
         Deletes that were cut short are finished; documents cut short mid-ingestion lose their partial
         chunks and go back to the queue, to be ingested again from their kept original. Work that another
-        live process on this host (a `rag ingest` beside `rag serve`) holds is left alone.
+        live process on this host (a `rag ingest` beside `rag serve`) holds is left alone. A document that
+        cannot be put in order (its store fails) is logged and left hidden; it never stops the start.
         """
         self.files.clear_staging(older_than_seconds=STALE_UPLOAD_SECONDS)
         for record in self.records.unfinished():
             if owner_is_alive(record.owner, self.identity):
                 continue
-            if record.status is Status.DELETING:
-                self._finish_delete(record)
-                log.warning("finished interrupted delete of %s", record.id)
-                continue
-            with self.write_lock:
-                self.store.delete_document(record.collection, record.id)
-            self.records.requeue(record.id)
-            log.warning("document %s was interrupted mid-ingestion; queued again", record.id)
+            try:
+                self._recover(record)
+            except Exception as exc:
+                log.exception("could not recover document %s", record.id)
+                if record.status is Status.PROCESSING:
+                    self.records.mark_failed(
+                        record.id,
+                        f"interrupted, and its partial chunks could not be removed ({type(exc).__name__}: {exc});"
+                        " delete it and upload it again",
+                        chunks_left=True,
+                    )
         # Originals a crash left without a record (copied, but never queued).
         for orphan in set(self.files.document_ids()) - self.records.ids():
             self.files.remove(orphan)
         if self.records.count(Status.QUEUED):
             self.work_available.set()
+
+    def _recover(self, record: DocumentRecord) -> None:
+        if record.status is Status.DELETING:
+            self._finish_delete(record)  # on failure it stays hidden in `deleting`, retried at the next start
+            log.warning("finished interrupted delete of %s", record.id)
+            return
+        with self.write_lock:
+            self.store.delete_document(record.collection, record.id)
+        self.records.requeue(record.id)
+        log.warning("document %s was interrupted mid-ingestion; queued again", record.id)

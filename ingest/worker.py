@@ -1,7 +1,11 @@
-"""The background worker: takes queued documents one at a time and ingests them off the request path.
+"""The background worker: ingests queued documents off the request path, a batch of each in turn.
 
 One worker per process is deliberate: embedding already uses every core through PyTorch's threads, so a
-second document in parallel would only make both slower.
+second embedding thread would only make both slower. Instead the worker holds a few documents at once
+(``active_documents``) and writes one batch of each in turn, so a long document never holds up a short one
+queued behind it: the short one is ready after a batch or two of the long one, not after all of it.
+Documents are parsed and chunked in reader threads meanwhile (Python, holding the GIL, while PyTorch
+mostly releases it), so the embedder rarely waits for a parser.
 """
 
 from __future__ import annotations
@@ -9,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from ingest.detect import DocType
-from ingest.errors import DocumentError
+from ingest.errors import DocumentError, StoreError
 from ingest.pipeline import Cancelled, DocumentPipeline, Plan
-from ingest.ports import IngestEvents, NoEvents
+from ingest.ports import Chunk, IngestEvents, NoEvents
 from ingest.records import DocumentRecord
 from ingest.service import IngestService
 
@@ -24,12 +29,30 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 
 
+@dataclass(slots=True)
+class _Job:
+    """A claimed document: its plan (parsed and chunked in a reader thread), then how far it is written."""
+
+    record: DocumentRecord
+    plan: Future[Plan]
+    chunks: list[Chunk] | None = None  # set once writing has started
+    written: int = 0
+
+
 class IngestWorker:
-    def __init__(self, service: IngestService, pipeline: DocumentPipeline, events: IngestEvents | None = None):
+    def __init__(
+        self,
+        service: IngestService,
+        pipeline: DocumentPipeline,
+        events: IngestEvents | None = None,
+        *,
+        active_documents: int = 4,
+    ):
         self._service = service
         self._events = events or NoEvents()
         self._records = service.records
         self._pipeline = pipeline
+        self._active_documents = active_documents
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -42,7 +65,7 @@ class IngestWorker:
         self._service.work_available.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current batch; an interrupted document goes back to the queue."""
+        """Stop after the current batch; interrupted documents go back to the queue."""
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -54,36 +77,49 @@ class IngestWorker:
                 self._service.work_available.clear()
 
     def run_once(self) -> bool:
-        """Ingest the next queued document, if any, without reading ahead. Returns whether there was one."""
+        """Ingest the next queued document, if any, alone and to the end. Returns whether there was one."""
         record = self._records.claim_next(self._service.identity)
         if record is None:
             return False
-        self._ingest(record, lambda: self._plan(record))
+        planned: Future[Plan] = Future()
+        try:
+            planned.set_result(self._plan(record))
+        except Exception as exc:
+            planned.set_exception(exc)
+        job = _Job(record, planned)
+        while not self._advance(job):
+            pass
         return True
 
     def drain(self) -> int:
-        """Ingest queued documents until none is left, reading the next one while this one embeds.
-
-        Parsing and chunking are Python (they hold the GIL); embedding is PyTorch (it mostly does not), so
-        reading document N+1 in a second thread overlaps with embedding document N. Returns how many.
-        """
+        """Ingest queued documents until none is left, a batch of each active document in turn, claiming
+        new ones as others finish. Returns how many were finished (ready, failed or deleted)."""
         done = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as reader:
-            upcoming = self._claim_ahead(reader)
-            while upcoming is not None:
-                record, planned = upcoming
-                if self._stopping.is_set():
-                    planned.cancel()
-                    self._records.requeue(record.id)  # claimed but not started: back to the queue
+        active: list[_Job] = []
+        readers = ThreadPoolExecutor(max_workers=self._active_documents, thread_name_prefix="ingest-read")
+        try:
+            while not self._stopping.is_set():
+                while len(active) < self._active_documents:
+                    record = self._records.claim_next(self._service.identity)
+                    if record is None:
+                        break
+                    active.append(_Job(record, readers.submit(self._plan, record)))
+                if not active:
                     break
-                upcoming = self._claim_ahead(reader)
-                self._ingest(record, planned.result)
-                done += 1
+                job = next((job for job in active if job.plan.done()), None)
+                if job is None:  # every active document is still being read: wait for one (or new work)
+                    wait([job.plan for job in active], timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                    continue
+                active.remove(job)
+                if self._advance(job):
+                    done += 1
+                else:
+                    active.append(job)  # to the back: the others get their batch first
+        finally:
+            readers.shutdown(wait=False, cancel_futures=True)
+            for job in active:
+                self._put_back(job)
         return done
-
-    def _claim_ahead(self, reader: ThreadPoolExecutor) -> tuple[DocumentRecord, Future[Plan]] | None:
-        record = self._records.claim_next(self._service.identity)
-        return None if record is None else (record, reader.submit(self._plan, record))
 
     def _plan(self, record: DocumentRecord) -> Plan:
         path = self._service.files.path(record.id)
@@ -91,37 +127,56 @@ class IngestWorker:
             raise DocumentError("the uploaded file is missing from storage; upload it again")
         return self._pipeline.plan(path, DocType(record.content_type))
 
-    def _ingest(self, record: DocumentRecord, load_plan: Callable[[], Plan]) -> None:
-        log.info("ingesting %s (%s)", record.id, record.filename)
+    def _advance(self, job: _Job) -> bool:
+        """Write the job's next batch (starting it first if need be). Returns whether it is finished."""
+        record = job.record
         try:
-            plan = load_plan()
-            if not self._records.set_plan(record.id, pages=plan.pages, chunks=len(plan.chunks)):
-                raise Cancelled(record.id)
-            self._remove_chunks(record)  # leftovers of an interrupted earlier run, if any
-            self._pipeline.write(
-                record,
-                plan.chunks,
-                write_guard=lambda: self._service.write_lock,
-                on_progress=self._progress_recorder(record.id),
-            )
+            if job.chunks is None:
+                log.info("ingesting %s (%s)", record.id, record.filename)
+                plan = job.plan.result()
+                if not self._records.set_plan(record.id, pages=plan.pages, chunks=len(plan.chunks)):
+                    raise Cancelled(record.id)
+                self._remove_chunks(record)  # leftovers of an interrupted earlier run, if any
+                job.chunks = plan.chunks
+            if job.written < len(job.chunks):
+                job.written = self._pipeline.write_batch(
+                    record,
+                    job.chunks,
+                    job.written,
+                    write_guard=lambda: self._service.write_lock,
+                    on_progress=self._progress_recorder(record.id),
+                )
+                if job.written < len(job.chunks):
+                    return False
             if not self._records.mark_ready(record.id):
                 raise Cancelled(record.id)
-            self._events.document_ready(len(plan.chunks))
-            log.info("document %s ready: %d chunks", record.id, len(plan.chunks))
+            self._events.document_ready(len(job.chunks))
+            log.info("document %s ready: %d chunks", record.id, len(job.chunks))
         except Cancelled:
             if not self._stopping.is_set():
                 log.info("document %s was deleted while being ingested", record.id)
-                return
-            # Partial chunks go first, while the document is still ours: once queued, another worker may
-            # claim it and start writing.
-            self._remove_chunks(record)
-            if self._records.requeue(record.id):
-                log.info("document %s interrupted by shutdown; queued again", record.id)
-        except DocumentError as exc:
+            else:
+                self._put_back(job)
+        except (DocumentError, StoreError) as exc:
             self._fail(record, str(exc))
         except Exception as exc:
             log.exception("ingesting %s failed", record.id)
             self._fail(record, f"internal error while ingesting: {type(exc).__name__}: {exc}")
+        return True
+
+    def _put_back(self, job: _Job) -> None:
+        """Return an interrupted document to the queue (the worker is stopping)."""
+        job.plan.cancel()
+        try:
+            # Partial chunks go first, while the document is still ours: once queued, another worker may
+            # claim it and start writing.
+            if job.chunks is not None:
+                self._remove_chunks(job.record)
+        except Exception:
+            log.exception("could not remove partial chunks of %s; the next start will", job.record.id)
+            return  # still `processing`: recovery at the next start removes them and queues it again
+        if self._records.requeue(job.record.id):
+            log.info("document %s interrupted by shutdown; queued again", job.record.id)
 
     def _progress_recorder(self, document_id: str) -> Callable[[int], bool]:
         def record_progress(written: int) -> bool:
@@ -136,11 +191,14 @@ class IngestWorker:
             self._service.store.delete_document(record.collection, record.id)
 
     def _fail(self, record: DocumentRecord, reason: str) -> None:
-        # Never leave a half-indexed document behind: its chunks go before the failure is recorded.
+        # Never leave a half-indexed document visible: its chunks go before the failure is recorded, and if
+        # they cannot be removed it is recorded so that retrieval keeps hiding it.
+        chunks_left = False
         try:
             self._remove_chunks(record)
         except Exception:
             log.exception("could not remove partial chunks of %s", record.id)
-        if self._records.mark_failed(record.id, reason):
+            chunks_left = True
+        if self._records.mark_failed(record.id, reason, chunks_left=chunks_left):
             self._events.document_failed()
         log.warning("document %s failed: %s", record.id, reason)

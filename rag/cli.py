@@ -55,6 +55,18 @@ def _collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _submit_when_queue_has_room(runtime, path: Path, collection: str):
+    """Submit one file; a full queue (more files than RAG_INGEST_QUEUE_MAX) waits for the worker to make room."""
+    from ingest.errors import QueueFull
+
+    while True:
+        try:
+            with path.open("rb") as source:
+                return runtime.ingest.submit(source, path.name, collection, {})
+        except QueueFull:
+            time.sleep(0.5)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
@@ -84,8 +96,7 @@ def ingest(
     try:
         for path in files:
             try:
-                with path.open("rb") as source:
-                    submitted = runtime.ingest.submit(source, path.name, collection, {})
+                submitted = _submit_when_queue_has_room(runtime, path, collection)
             except DocumentError as exc:
                 failures.append(f"{path}: {exc}")
                 continue

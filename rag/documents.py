@@ -25,9 +25,11 @@ class DocumentReader:
         self._records = records
         self._store = store
 
-    def get(self, document_id: str) -> DocumentRecord:
+    def get(self, document_id: str, *, within: frozenset[str] | None = None) -> DocumentRecord:
+        """The document; DocumentNotFound also when it is outside the collections ``within`` (a scoped key
+        learns nothing of documents it may not see, not even that they exist)."""
         record = self._records.get(document_id)
-        if record is None:
+        if record is None or (within is not None and record.collection not in within):
             raise DocumentNotFound(document_id)
         return record
 
@@ -42,9 +44,15 @@ class DocumentReader:
     ) -> tuple[list[DocumentRecord], int]:
         return self._records.list(collection=collection, status=status, limit=limit, offset=offset, within=within)
 
-    def chunks(self, document_id: str, *, limit: int, offset: int) -> ChunkPage:
-        """A page of the document's stored chunks in reading order."""
-        record = self.get(document_id)
-        total = (record.chunks or 0) if record.status is Status.READY else record.chunks_written
+    def chunks(self, document_id: str, *, limit: int, offset: int, within: frozenset[str] | None = None) -> ChunkPage:
+        """A page of the document's stored chunks in reading order (so far, while it is being written)."""
+        record = self.get(document_id, within=within)
+        match record.status:
+            case Status.READY:
+                total = record.chunks or 0
+            case Status.PROCESSING:
+                total = record.chunks_written
+            case _:
+                total = 0
         ids = [chunk_id(record.id, index) for index in range(offset, min(offset + limit, total))]
         return ChunkPage(record, self._store.get_chunks(record.collection, ids), total)

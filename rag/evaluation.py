@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import DocumentError
+from ingest.errors import DocumentError, QueueFull
 from ingest.ports import Embedder
 from ingest.records import Status
 from rag.retrieval import Retriever
@@ -86,7 +86,12 @@ def ingest_folder(runtime: Runtime, folder: Path, collection: str) -> dict[str, 
     for path in files:
         try:
             with path.open("rb") as source:
-                runtime.ingest.submit(source, path.name, collection, {})
+                try:
+                    runtime.ingest.submit(source, path.name, collection, {})
+                except QueueFull:  # more files than RAG_INGEST_QUEUE_MAX: ingest those queued, then go on
+                    runtime.worker.drain()
+                    source.seek(0)
+                    runtime.ingest.submit(source, path.name, collection, {})
         except DocumentError as exc:
             failures[path.name] = str(exc)
     runtime.worker.drain()

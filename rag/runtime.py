@@ -54,13 +54,7 @@ class Runtime:
         self.keywords = KeywordIndex(settings.keywords_path)
         # Ingestion writes vectors and keywords together, so the two indexes never drift apart.
         self.chunk_store = HybridChunkStore(self.store, self.keywords)
-        self.ingest = IngestService(
-            self.records,
-            self.files,
-            self.chunk_store,
-            max_upload_bytes=settings.max_upload_bytes,
-            queue_max=settings.ingest_queue_max,
-        )
+        self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
         self.embedder: Embedder | None = embedder
         self._events = events
         self.worker: IngestWorker | None = None
@@ -111,7 +105,12 @@ class Runtime:
         try:
             if self.embedder is None:
                 self.embedder = load_embedder(self.settings)
-            self.worker = IngestWorker(self.ingest, self.make_pipeline(self.embedder), self._events)
+            self.worker = IngestWorker(
+                self.ingest,
+                self.make_pipeline(self.embedder),
+                self._events,
+                active_documents=self.settings.ingest_active_documents,
+            )
             if run_worker:
                 self.worker.start()
         except Exception as exc:
@@ -125,7 +124,9 @@ class Runtime:
             overlap_tokens=self.settings.chunk_overlap_tokens,
             max_tokens=embedder.max_tokens,
         )
-        return DocumentPipeline(embedder, self.chunk_store, chunker, self.settings.write_batch_size)
+        return DocumentPipeline(
+            embedder, self.chunk_store, chunker, self.settings.write_batch_size, self.settings.ingest_limits
+        )
 
     def retriever(self) -> Retriever:
         if self.embedder is None or self.worker is None:

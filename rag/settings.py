@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.limits import CHROMA_MAX_METADATA_KEYS, IngestLimits
+from ingest.metadata import RESERVED_METADATA_KEYS
+
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -35,11 +38,27 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=254, ge=16)
     chunk_overlap_tokens: int = Field(default=48, ge=0)
 
-    # Ingestion limits.
+    # Ingestion limits: each is named in the error that enforces it.
     max_upload_mb: int = Field(default=100, ge=1)
-    max_request_mb: int = Field(default=1024, ge=1, description="Refused before parsing the upload.")
+    max_request_mb: int = Field(default=1024, ge=1, description="Counted while the body streams in, chunked or not.")
     ingest_queue_max: int = Field(default=1000, ge=1, description="Queued documents before uploads get 429.")
+    max_metadata_keys: int = Field(
+        default=64,
+        ge=1,
+        # Chroma fails for good on a record with more than 5,461 metadata keys (ingest/limits.py); the
+        # pipeline adds its own keys to every chunk.
+        le=CHROMA_MAX_METADATA_KEYS - len(RESERVED_METADATA_KEYS) - 1,
+        description="Keys in one document's metadata.",
+    )
+    max_metadata_bytes: int = Field(default=8192, ge=64, description="One document's metadata, as JSON.")
+    max_page_chars: int = Field(default=100_000, ge=1000, description="Text read from one PDF page.")
+    max_document_chars: int = Field(default=10_000_000, ge=1000, description="Text read from one document.")
+    max_document_chunks: int = Field(default=20_000, ge=1, description="Chunks stored for one document.")
+    max_filter_documents: int = Field(default=1000, ge=1, le=10_000, description="Ids in filters.document_ids.")
     write_batch_size: int = Field(default=64, ge=1, le=5000, description="Chunks embedded and written at once.")
+    ingest_active_documents: int = Field(
+        default=4, ge=1, le=64, description="Documents one worker ingests at once, a batch of each in turn."
+    )
 
     # The LLM: any server speaking vLLM's OpenAI-compatible API. Unset: `rag serve` starts a local vLLM on
     # the CPU with the packaged SmolLM2-135M-Instruct.
@@ -68,6 +87,7 @@ class Settings(BaseSettings):
     # Answering.
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")
     max_tokens: int = Field(default=256, ge=1, description="Default answer length limit.")
+    max_answer_tokens: int = Field(default=4096, ge=1, description="The most max_tokens a request may ask for.")
     temperature: float = Field(default=0.0, ge=0, le=2)
     abstain_below_score: float = Field(
         default=0.41, ge=-1, le=1, description="Best chunk's cosine similarity under which we answer 'not found'."
@@ -78,6 +98,9 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, description="YAML/JSON: key -> list of collections, or '*'.")
 
     # HTTP.
+    # /docs, /redoc and /openapi.json stay open when keys are on: they hold the API's shape (public in this
+    # repository), no data, and a browser opening /docs cannot send a key. `false` turns them off.
+    api_docs: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
@@ -90,14 +113,28 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _overlap_smaller_than_chunk(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_tokens:
             raise ValueError("RAG_CHUNK_OVERLAP_TOKENS must be smaller than RAG_CHUNK_TOKENS")
+        if self.max_tokens > self.max_answer_tokens:
+            raise ValueError("RAG_MAX_TOKENS must not exceed RAG_MAX_ANSWER_TOKENS")
         return self
 
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def ingest_limits(self) -> IngestLimits:
+        return IngestLimits(
+            max_upload_bytes=self.max_upload_bytes,
+            queue_max=self.ingest_queue_max,
+            max_metadata_keys=self.max_metadata_keys,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_page_chars=self.max_page_chars,
+            max_document_chars=self.max_document_chars,
+            max_document_chunks=self.max_document_chunks,
+        )
 
     @property
     def max_request_bytes(self) -> int:

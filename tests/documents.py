@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 import docx
 from pypdf import PdfWriter
@@ -82,3 +83,40 @@ def docx_with_broken_xml() -> bytes:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("word/document.xml", b"<w:document><unclosed")
     return out.getvalue()
+
+
+def inflating_pdf(
+    text_mb: float, line: str = "The quick brown fox jumps over the lazy dog near the river bank. "
+) -> bytes:
+    """A small one-page PDF whose compressed content stream inflates to ``text_mb`` MB of text (a 20 MB one
+    is ~80 KB): the input that once held the only worker for ten minutes."""
+    show = f"({line}) Tj T*\n".encode()
+    content = b"BT /F1 10 Tf 12 TL 20 800 Td\n" + show * int(text_mb * 1024 * 1024 / len(line)) + b"ET\n"
+    data = zlib.compress(content, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >>"
+        b" /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def long_text(lines: int = 300) -> bytes:
+    """Plain text with many distinct lines: many chunks at small chunk sizes."""
+    return "\n".join(
+        f"Entry {n}: the relay at milestone {n * 3} was inspected by crew {n % 7} and its battery measured "
+        f"{12 + n % 5}.{n % 10} volts; the next inspection is due in week {n % 52 + 1}."
+        for n in range(lines)
+    ).encode()

@@ -28,6 +28,12 @@ def ingestion_ready(readyz: dict) -> bool:
     return checks.get("store") == "ok" and checks.get("embedder") == "ok"
 
 
+def error_reason(response) -> str:
+    """An error response's reason: ``detail`` itself, or the messages of a 422's validation errors."""
+    detail = response.json()["detail"]
+    return detail if isinstance(detail, str) else "; ".join(error["msg"] for error in detail)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -72,7 +78,7 @@ def upload(client: TestClient, *files: tuple[str, bytes], collection: str = "def
 class LiveServer:
     """The real app served by uvicorn on a real port, in a thread: for HTTP clients that need a socket."""
 
-    def __init__(self, settings: Settings, embedder):
+    def __init__(self, settings: Settings, embedder, *, need_llm: bool = True):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.app = create_app(settings, embedder=embedder)
@@ -80,7 +86,10 @@ class LiveServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         wait_until(lambda: self._server.started, 60, "uvicorn to start")
-        wait_until(lambda: httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200, 120, "readiness")
+        if need_llm:
+            wait_until(lambda: httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200, 120, "readiness")
+        else:
+            wait_until(lambda: ingestion_ready(httpx.get(f"{self.url}/readyz", timeout=10).json()), 120, "readiness")
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests import documents as docs
-from tests.helpers import upload, wait_for_document
+from tests.helpers import error_reason, upload, wait_for_document
 
 
 def stored_chunk_count(client, document: dict) -> int:
@@ -166,8 +166,11 @@ def test_bad_uploads_are_refused_at_once_with_a_reason(client, name, content, st
     response = upload(client, (name, content))
     assert response.status_code == status
     body = response.json()
-    assert reason in body["detail"]
-    assert body["files"] == [{"filename": name, "reason": body["files"][0]["reason"]}]
+    assert reason in error_reason(response)
+    if status == 422:  # FastAPI's validation shape, pointing at the file
+        assert [error["loc"] for error in body["detail"]] == [["body", "files", 0]]
+    else:
+        assert body["files"] == [{"filename": name, "reason": body["files"][0]["reason"]}]
     assert client.get("/v1/documents").json()["total"] == 0
 
 
@@ -226,12 +229,16 @@ def test_request_over_the_request_limit_is_refused_before_parsing(make_client):
     assert "request is larger than 1 MB" in response.json()["detail"]
 
 
-def test_full_queue_answers_429(make_client):
-    client = make_client(ingest_queue_max=1)
-    response = upload(client, ("a.txt", docs.TEXT), ("b.md", docs.MARKDOWN))
+def test_full_queue_answers_429_and_stores_nothing_of_the_batch(make_client):
+    client = make_client(ingest_queue_max=2)
+    client.app.state.runtime.worker.stop()  # nothing drains the queue
+    assert upload(client, ("a.txt", docs.TEXT)).status_code == 202
+    response = upload(client, ("b.md", docs.MARKDOWN), ("c.html", docs.HTML))
     assert response.status_code == 429
     assert response.headers["retry-after"]
-    assert client.get("/v1/documents").json()["total"] == 0
+    assert "1 are waiting, so these 2 do not fit" in error_reason(response)
+    assert client.get("/v1/documents").json()["total"] == 1
+    assert upload(client, ("b.md", docs.MARKDOWN)).status_code == 202  # one more does fit
 
 
 @pytest.mark.parametrize(
@@ -248,7 +255,7 @@ def test_full_queue_answers_429(make_client):
 def test_invalid_collection_or_metadata_is_422(client, data, reason):
     response = client.post("/v1/documents", files=[("files", ("a.txt", docs.TEXT))], data=data)
     assert response.status_code == 422
-    assert reason in response.json()["detail"]
+    assert reason in error_reason(response)
 
 
 def test_upload_without_files_is_422(client):

@@ -13,18 +13,10 @@ import pytest
 from rag.settings import Settings
 from rag.store import ChromaStore
 from tests import documents as docs
+from tests.documents import long_text
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def long_text() -> bytes:
-    lines = [
-        f"Entry {n}: the relay at milestone {n * 3} was inspected by crew {n % 7} and its battery measured "
-        f"{12 + n % 5}.{n % 10} volts; the next inspection is due in week {n % 52 + 1}."
-        for n in range(300)
-    ]
-    return "\n".join(lines).encode()
 
 
 def stored_chunks(data_dir: Path, document_id: str) -> int:

@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Response, Security
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.ports import Embedder
 from rag.api import documents, health, openai_compat, query
 from rag.api.deps import get_principal
 from rag.api.errors import install_error_handlers
+from rag.api.openapi import openapi_schema
 from rag.auth import KeyRing
 from rag.llm import OpenAICompatibleLLM
 from rag.metrics import Metrics
@@ -52,7 +55,16 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
             await app.state.llm.close()
             await run_in_threadpool(runtime.stop)
 
-    app = FastAPI(title="rag", version="0.1.0", lifespan=lifespan)
+    docs = settings.api_docs
+    app = FastAPI(
+        title="rag",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.openapi = lambda: openapi_schema(app, settings)
     app.state.keyring = keyring
     app.state.metrics = metrics
     install_error_handlers(app)
@@ -63,6 +75,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     # Health and metrics stay open for probes and scrapers; everything else needs a key when keys are set.
     app.include_router(health.router)
     protected = [Depends(get_principal)]
+    if keyring.enabled:  # declared in the schema only when it is asked for: an open service asks for nothing
+        protected.append(Security(HTTPBearer(auto_error=False, description="An API key (RAG_API_KEYS)")))
     app.include_router(documents.router, dependencies=protected)
     app.include_router(query.router, dependencies=protected)
     app.include_router(openai_compat.router, dependencies=protected)
@@ -74,8 +88,14 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     return app
 
 
+class BodyTooLarge(HTTPException):
+    def __init__(self, max_bytes: int):
+        super().__init__(413, f"the request is larger than {max_bytes // (1024 * 1024)} MB (RAG_MAX_REQUEST_MB)")
+
+
 class RequestSizeLimit:
-    """Refuse a request whose declared body is too large before it is read and spooled to disk.
+    """Refuse a request body over the limit: at once when its Content-Length says so, and otherwise (a
+    chunked body) as soon as the bytes read pass it, before they are all spooled to disk.
 
     Plain ASGI rather than @app.middleware("http"), which would buffer streamed responses.
     """
@@ -85,10 +105,38 @@ class RequestSizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                detail = f"the request is larger than {self.max_bytes // (1024 * 1024)} MB"
-                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the app's body parsing: FastAPI answers it as this 413.
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = BodyTooLarge(self.max_bytes).detail
+        await JSONResponse({"detail": detail}, status_code=413, headers={"Connection": "close"})(scope, receive, send)

@@ -12,10 +12,15 @@ from rag.auth import KeyRing, Principal
 from rag.documents import DocumentReader
 from rag.llm import LLMClient
 from rag.runtime import Runtime
+from rag.settings import Settings
 
 
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+    return runtime.settings
 
 
 def get_ingest(runtime: Annotated[Runtime, Depends(get_runtime)]) -> IngestService:
@@ -45,6 +50,7 @@ def get_query_service(
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 IngestDep = Annotated[IngestService, Depends(get_ingest)]
 ReaderDep = Annotated[DocumentReader, Depends(get_reader)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -5,52 +5,69 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 
 from ingest.errors import DocumentError
+from ingest.metadata import parse_metadata
 from ingest.records import Status
-from ingest.service import PreparedUpload, parse_metadata, validate_collection
+from ingest.service import PreparedUpload
 from rag.api.deps import IngestDep, PrincipalDep, ReaderDep
-from rag.api.errors import ApiError, status_for_document_error
-from rag.api.schemas import ChunkList, ChunkOut, DocumentList, DocumentOut, FileError, UploadedDocument, UploadResponse
+from rag.api.errors import ApiError, error_responses, status_for_document_error
+from rag.api.schemas import (
+    MAX_OFFSET,
+    ChunkList,
+    ChunkOut,
+    CollectionName,
+    DocumentList,
+    DocumentOut,
+    FileError,
+    UploadedDocument,
+    UploadResponse,
+)
+from rag.api.validation import validation_detail
+from rag.documents import DocumentNotFound
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
+UPLOAD_OPERATION = "upload_documents"
 
-@router.post("", status_code=202, response_model=UploadResponse)
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=UploadResponse,
+    operation_id=UPLOAD_OPERATION,
+    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+)
 def upload_documents(
     ingest: IngestDep,
     principal: PrincipalDep,
-    files: Annotated[list[UploadFile], File(description="One or more documents.")],
-    collection: Annotated[str, Form()] = "default",
-    metadata: Annotated[str | None, Form(description="A JSON object stored with every chunk.")] = None,
+    files: Annotated[list[UploadFile], File(min_length=1, description="One or more documents.")],
+    collection: Annotated[CollectionName, Form()] = "default",
+    metadata: Annotated[
+        str | None,
+        Form(description="A JSON object of strings, numbers and booleans, stored with the document and its chunks."),
+    ] = None,
 ) -> UploadResponse:
     """Accept documents for ingestion and return at once; poll GET /v1/documents/{id} for progress.
 
     All files are checked before any is queued: one bad file refuses the request and stores nothing.
     """
-    validate_collection(collection)
     principal.require(collection)
-    user_metadata = parse_metadata(metadata)
-    ingest.check_capacity(len(files))
+    user_metadata = parse_metadata(metadata, ingest.limits)
+    ingest.check_batch(len(files))
     prepared: list[PreparedUpload] = []
-    errors: list[tuple[int, FileError]] = []
+    errors: list[tuple[int, int, FileError]] = []
     try:
-        for upload in files:
+        for index, upload in enumerate(files):
             try:
                 prepared.append(ingest.prepare(upload.file, upload.filename))
             except DocumentError as exc:
-                errors.append(
-                    (status_for_document_error(exc), FileError(filename=upload.filename or "", reason=str(exc)))
-                )
+                error = FileError(filename=upload.filename or "", reason=str(exc))
+                errors.append((index, status_for_document_error(exc), error))
         if errors:
-            raise ApiError(
-                errors[0][0],
-                "; ".join(f"{error.filename}: {error.reason}" for _, error in errors),
-                files=[error.model_dump() for _, error in errors],
-            )
-        committed = []
-        while prepared:
-            committed.append(ingest.commit(prepared.pop(0), collection, user_metadata))
+            _refuse(errors)
+        committed, prepared = ingest.commit(prepared, collection, user_metadata), []
     finally:
         for leftover in prepared:
             ingest.discard(leftover)
@@ -69,14 +86,32 @@ def upload_documents(
     )
 
 
-@router.get("", response_model=DocumentList)
+def _refuse(errors: list[tuple[int, int, FileError]]) -> None:
+    """Refuse the whole upload, naming every bad file, with the status of the first one."""
+    status_code = errors[0][1]
+    if status_code == 422:
+        raise RequestValidationError(
+            [
+                detail
+                for index, _, e in errors
+                for detail in validation_detail(f"{e.filename}: {e.reason}", ("body", "files", index))
+            ]
+        )
+    raise ApiError(
+        status_code,
+        "; ".join(f"{error.filename}: {error.reason}" for _, _, error in errors),
+        files=[error.model_dump() for _, _, error in errors],
+    )
+
+
+@router.get("", response_model=DocumentList, responses=error_responses(401, 403, 422))
 def list_documents(
     reader: ReaderDep,
     principal: PrincipalDep,
     collection: str | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DocumentList:
     if collection is not None:
         principal.require(collection)
@@ -86,23 +121,20 @@ def list_documents(
     return DocumentList(documents=[DocumentOut.of(record) for record in records], total=total)
 
 
-@router.get("/{document_id}", response_model=DocumentOut)
+@router.get("/{document_id}", response_model=DocumentOut, responses=error_responses(401, 404))
 def get_document(reader: ReaderDep, principal: PrincipalDep, document_id: str) -> DocumentOut:
-    record = reader.get(document_id)
-    principal.require(record.collection)
-    return DocumentOut.of(record)
+    return DocumentOut.of(reader.get(document_id, within=principal.collections))
 
 
-@router.get("/{document_id}/chunks", response_model=ChunkList)
+@router.get("/{document_id}/chunks", response_model=ChunkList, responses=error_responses(401, 404, 422, 503))
 def get_document_chunks(
     reader: ReaderDep,
     principal: PrincipalDep,
     document_id: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ChunkList:
-    principal.require(reader.get(document_id).collection)
-    page = reader.chunks(document_id, limit=limit, offset=offset)
+    page = reader.chunks(document_id, limit=limit, offset=offset, within=principal.collections)
     return ChunkList(
         document_id=document_id,
         chunks=[ChunkOut.of(hit) for hit in page.chunks],
@@ -112,9 +144,8 @@ def get_document_chunks(
     )
 
 
-@router.delete("/{document_id}", status_code=204, response_class=Response)
-def delete_document(ingest: IngestDep, reader: ReaderDep, principal: PrincipalDep, document_id: str) -> Response:
-    principal.require(reader.get(document_id).collection)
-    if not ingest.delete(document_id):
-        raise ApiError(404, f"no document with id {document_id!r}")
+@router.delete("/{document_id}", status_code=204, response_class=Response, responses=error_responses(401, 404, 503))
+def delete_document(ingest: IngestDep, principal: PrincipalDep, document_id: str) -> Response:
+    if not ingest.delete(document_id, within=principal.collections):
+        raise DocumentNotFound(document_id)
     return Response(status_code=204)

@@ -1,21 +1,37 @@
-"""Map domain errors to HTTP answers: always a 4xx/5xx with a ``detail`` that says why."""
+"""Every error the API answers, in two shapes the schema declares.
+
+- 422: FastAPI's documented validation shape, ``{"detail": [{"loc", "msg", "type"}]}``, whether pydantic or
+  the service found the problem (a bad collection name, metadata, a prompt that does not fit).
+- every other 4xx/5xx: ``{"detail": "the reason"}`` (plus ``files`` when an upload names its bad files).
+
+Domain errors know nothing of HTTP; their status codes are in the tables below.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ingest.errors import (
+    BatchTooLarge,
     DocumentBeingDeleted,
     DocumentError,
     DocumentTooLarge,
     EmptyDocument,
     InvalidRequest,
     QueueFull,
+    StoreError,
     UnsupportedDocument,
 )
+from rag.api.schemas import ErrorBody
+from rag.api.validation import validation_detail
 from rag.auth import AuthError
 from rag.documents import DocumentNotFound
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
@@ -32,6 +48,33 @@ class ApiError(Exception):
         self.extra = extra
 
 
+_DESCRIPTIONS = {
+    400: "Bad request: an empty file, or a malformed body",
+    401: "Missing or invalid API key",
+    403: "The API key may not use this collection",
+    404: "No such document or collection (also for one this key may not see)",
+    405: "Method not allowed",
+    409: "Conflict: the same file is being deleted",
+    413: "Too large: the request, a file, or a batch larger than the queue",
+    415: "Unsupported file type",
+    422: "Validation error",
+    429: "The ingestion queue is full: retry later",
+    502: "The LLM refused the request",
+    503: "Not ready (the model is loading, the LLM or the store is unreachable)",
+    504: "The LLM timed out",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each error status it may answer, with its body's schema."""
+    return {
+        code: {"description": _DESCRIPTIONS[code]}
+        if code == 422
+        else {"model": ErrorBody, "description": _DESCRIPTIONS[code]}
+        for code in codes
+    }
+
+
 def status_for_document_error(error: DocumentError) -> int:
     match error:
         case EmptyDocument():
@@ -46,14 +89,19 @@ def status_for_document_error(error: DocumentError) -> int:
 
 # Errors whose own message is the reason: their status, and headers that tell a client when to retry.
 _PLAIN_ERRORS: dict[type[Exception], tuple[int, dict[str, str] | None]] = {
-    InvalidRequest: (422, None),
-    PromptTooLong: (422, None),
+    BatchTooLarge: (413, None),
     DocumentBeingDeleted: (409, None),
     QueueFull: (429, {"Retry-After": "30"}),
     ServiceNotReady: (503, {"Retry-After": "10"}),
+    StoreError: (503, {"Retry-After": "10"}),
     LLMUnavailable: (503, {"Retry-After": "10"}),
     LLMRejected: (502, None),
     LLMTimeout: (504, None),
+}
+# Errors in the request's values: 422 in the validation shape, at this location.
+_INVALID_VALUES: dict[type[Exception], tuple[str, ...]] = {
+    InvalidRequest: ("body",),
+    PromptTooLong: ("body", "max_tokens"),
 }
 
 
@@ -61,14 +109,53 @@ def reply(status_code: int, detail: str, headers: dict[str, str] | None = None, 
     return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
-async def _plain_error(_: Request, exc: Exception) -> JSONResponse:
-    status_code, headers = _PLAIN_ERRORS[type(exc)]
-    return reply(status_code, str(exc), headers=headers)
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: a request that sent them (Python's json accepts them) gets them back as
+    strings in its 422, instead of a 422 that cannot be rendered."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        route_methods = getattr(route, "methods", None)
+        if match is not Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    async def plain_error(_: Request, exc: Exception) -> JSONResponse:
+        status_code, headers = next(_PLAIN_ERRORS[kind] for kind in type(exc).__mro__ if kind in _PLAIN_ERRORS)
+        return reply(status_code, str(exc), headers=headers)
+
+    async def invalid_value(_: Request, exc: Exception) -> JSONResponse:
+        loc = next(_INVALID_VALUES[kind] for kind in type(exc).__mro__ if kind in _INVALID_VALUES)
+        return JSONResponse({"detail": validation_detail(str(exc), getattr(exc, "loc", None) or loc)}, 422)
+
     for error in _PLAIN_ERRORS:
-        app.add_exception_handler(error, _plain_error)
+        app.add_exception_handler(error, plain_error)
+    for error in _INVALID_VALUES:
+        app.add_exception_handler(error, invalid_value)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return reply(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -80,7 +167,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DocumentError)
     async def _document(_: Request, exc: DocumentError):
-        return reply(status_for_document_error(exc), str(exc))
+        status_code = status_for_document_error(exc)
+        if status_code == 422:
+            return JSONResponse({"detail": validation_detail(str(exc), ("body", "files"))}, 422)
+        return reply(status_code, str(exc))
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError):

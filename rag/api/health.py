@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from rag.api.deps import LLMDep, RuntimeDep
@@ -16,7 +17,16 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]  # each dependency: "ok", "loading", "starting", or why it is not ready
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: the checks say which part and why"}},
+)
 async def readyz(runtime: RuntimeDep, llm: LLMDep) -> JSONResponse:
     """Ready when the store answers, the embedding model is loaded and the LLM serves its model."""
     checks = await run_in_threadpool(runtime.readiness)

@@ -15,44 +15,97 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rag.answering import Prepared, QueryService, Question
-from rag.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep
-from rag.api.errors import ApiError
-from rag.api.schemas import FiltersIn, TopK
+from rag.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep, SettingsDep
+from rag.api.errors import error_responses
+from rag.api.schemas import NOT_BLANK_PATTERN, CollectionName, FiltersIn, PositiveInt, TopK, answer_tokens
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable, Message
+from rag.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: keep the text ones
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            texts = (part.get("text") for part in self.content if part.get("type") == "text")
+            return "".join(text for text in texts if isinstance(text, str))
         return self.content or ""
 
 
+_HAS_TEXT = {"type": "string", "pattern": NOT_BLANK_PATTERN}
+# The rule _has_a_question checks, in the schema: some user message has text that is not all white space.
+_SOME_USER_TEXT = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"const": "user"},
+        "content": {
+            "anyOf": [
+                _HAS_TEXT,
+                {
+                    "type": "array",
+                    "contains": {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {"type": {"const": "text"}, "text": _HAS_TEXT},
+                    },
+                },
+            ]
+        },
+    },
+}
+
+
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     model: str | None = None
-    messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
+    messages: Annotated[
+        list[ChatMessageIn],
+        Field(
+            min_length=1,
+            description="The conversation; the last user message is the question.",
+            json_schema_extra={"contains": _SOME_USER_TEXT},
+        ),
+    ]
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: PositiveInt | None = None
+    max_completion_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     # Extensions of this service (the SDK sends them with extra_body=...).
-    collection: str = "default"
+    collection: CollectionName = "default"
     top_k: TopK | None = None
     filters: FiltersIn = Field(default_factory=FiltersIn)
 
+    @model_validator(mode="after")
+    def _has_a_question(self) -> ChatCompletionRequest:
+        if self.question_index() is None:
+            raise ValueError("the conversation needs a user message with text: the last one is the question")
+        return self
 
-@router.get("/models")
+    def answer_tokens(self, settings_max: int) -> int | None:
+        """max_completion_tokens (OpenAI's current name) or max_tokens, each within RAG_MAX_ANSWER_TOKENS."""
+        completion = answer_tokens(self.max_completion_tokens, settings_max, "max_completion_tokens")
+        legacy = answer_tokens(self.max_tokens, settings_max)
+        return completion or legacy
+
+    def question_index(self) -> int | None:
+        """Where the question is: the last user message with text."""
+        for index in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[index]
+            if message.role == "user" and message.text().strip():
+                return index
+        return None
+
+
+@router.get("/models", responses=error_responses(401, 503))
 async def list_models(llm: LLMDep, runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
     try:
         model = (await llm.model_info()).id
@@ -63,10 +116,18 @@ async def list_models(llm: LLMDep, runtime: RuntimeDep, _: PrincipalDep) -> dict
     return {"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "rag"}]}
 
 
-@router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, service: QueryDep, principal: PrincipalDep):
+@router.post(
+    "/chat/completions",
+    responses={
+        200: {"content": {"application/json": {}, "text/event-stream": {}}},
+        **error_responses(400, 401, 403, 404, 413, 422, 502, 503, 504),
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep
+):
     principal.require(body.collection)
-    question = _question(body, service)
+    question = _question(body, service, settings)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
@@ -93,10 +154,9 @@ async def chat_completions(body: ChatCompletionRequest, service: QueryDep, princ
     return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-def _question(body: ChatCompletionRequest, service: QueryService) -> Question:
-    *earlier, last = body.messages
-    if last.role != "user" or not last.text().strip():
-        raise ApiError(422, "the last message must be a non-empty user message: it is the question")
+def _question(body: ChatCompletionRequest, service: QueryService, settings: Settings) -> Question:
+    asked = body.question_index()
+    earlier, last = body.messages[:asked], body.messages[asked]
     history: list[Message] = [
         {"role": m.role, "content": m.text()} for m in earlier if m.role in ("user", "assistant") and m.text()
     ]
@@ -105,8 +165,8 @@ def _question(body: ChatCompletionRequest, service: QueryService) -> Question:
         last.text().strip(),
         collection=body.collection,
         top_k=body.top_k,
-        filters=body.filters.to_filters(),
-        max_tokens=body.max_completion_tokens or body.max_tokens,
+        filters=body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys),
+        max_tokens=body.answer_tokens(settings.max_answer_tokens),
         temperature=body.temperature,
         history=history,
         extra_instructions=instructions,

@@ -10,22 +10,40 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from rag.answering import Prepared, QueryService, Question
-from rag.api.deps import PrincipalDep, QueryDep
-from rag.api.schemas import QueryRequest, QueryResponse, RetrievedChunk, RetrieveRequest, RetrieveResponse
+from rag.api.deps import PrincipalDep, QueryDep, SettingsDep
+from rag.api.errors import error_responses
+from rag.api.schemas import (
+    QueryRequest,
+    QueryResponse,
+    RetrievedChunk,
+    RetrieveRequest,
+    RetrieveResponse,
+    answer_tokens,
+)
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
 
 router = APIRouter(prefix="/v1", tags=["questions"])
 
 
-@router.post("/retrieve", response_model=RetrieveResponse)
-async def retrieve(body: RetrieveRequest, service: QueryDep, principal: PrincipalDep) -> RetrieveResponse:
+@router.post("/retrieve", response_model=RetrieveResponse, responses=error_responses(400, 401, 403, 404, 413, 422, 503))
+async def retrieve(
+    body: RetrieveRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep
+) -> RetrieveResponse:
     principal.require(body.collection)
-    hits = await service.retrieve(body.collection, body.query, body.top_k, body.filters.to_filters())
+    filters = body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys)
+    hits = await service.retrieve(body.collection, body.query, body.top_k, filters)
     return RetrieveResponse(chunks=[RetrievedChunk.of(hit) for hit in hits])
 
 
-@router.post("/query", response_model=QueryResponse, responses={200: {"content": {"text/event-stream": {}}}})
-async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep):
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        **error_responses(400, 401, 403, 404, 413, 422, 502, 503, 504),
+    },
+)
+async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep):
     """Answer from the collection's documents, with numbered citations.
 
     With ``stream=true``: Server-Sent Events: ``citations`` first, then ``delta`` events with the answer's
@@ -36,8 +54,8 @@ async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep):
         body.question,
         collection=body.collection,
         top_k=body.top_k,
-        filters=body.filters.to_filters(),
-        max_tokens=body.max_tokens,
+        filters=body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys),
+        max_tokens=answer_tokens(body.max_tokens, settings.max_answer_tokens),
         temperature=body.temperature,
     )
     if not body.stream:

@@ -4,11 +4,48 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+from ingest.metadata import INT64, MAX_KEY_CHARS, validate_metadata_key
 from ingest.records import DocumentRecord, Status
+from ingest.service import COLLECTION_PATTERN, validate_collection
+from rag.api.validation import invalid
 from rag.retrieval import Filters
 from rag.store import ChunkHit
+
+# A collection's name, checked by the same rule as at upload; the schema carries the rule as a pattern.
+CollectionName = Annotated[
+    str,
+    AfterValidator(validate_collection),
+    WithJsonSchema({"type": "string", "pattern": COLLECTION_PATTERN, "minLength": 1, "maxLength": 63}),
+]
+# Request bodies take JSON's types as they are: `true` is not a temperature, nor "5" a top_k (what the
+# schema says; pydantic's lax mode would convert them).
+STRICT = ConfigDict(strict=True)
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema counts 5.0 as an integer; strict mode would not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A positive integer field of a strict model, as JSON Schema reads "integer" (the bound first, so that the
+# schema states it).
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_json_integer)]
+# Offsets beyond any real listing; the bound keeps them inside SQLite's 64-bit integers.
+MAX_OFFSET = 1_000_000_000
+
+
+class FileError(BaseModel):
+    filename: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response but 422 (which has FastAPI's validation shape)."""
+
+    detail: str
+    files: list[FileError] | None = None
 
 
 class UploadedDocument(BaseModel):
@@ -98,23 +135,47 @@ class ChunkList(BaseModel):
     offset: int
 
 
-class FileError(BaseModel):
-    filename: str
-    reason: str
-
-
 # --- retrieval and answers -----------------------------------------------------------------------------
 
-MetadataFilterValue = str | int | float | bool
+# JSON Schema states the 64-bit range exactly (pydantic would write the bounds as rounded floats).
+Int64 = Annotated[
+    int, Field(ge=-INT64, le=INT64 - 1), WithJsonSchema({"type": "integer", "minimum": -INT64, "maximum": INT64 - 1})
+]
+MetadataFilterValue = str | Int64 | Annotated[float, Field(allow_inf_nan=False)] | bool
+# What a metadata key may be (ingest.metadata): 1-128 characters, not starting with "$", "#" or "chroma:".
+METADATA_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^(?!chroma:)[^$#]"}
+DocumentId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class FiltersIn(BaseModel):
-    document_ids: list[str] | None = Field(default=None, description="Only chunks of these documents.")
+    model_config = STRICT
+
+    document_ids: list[DocumentId] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only chunks of these documents (at most RAG_MAX_FILTER_DOCUMENTS ids).",
+    )
     metadata: dict[str, MetadataFilterValue] = Field(
-        default_factory=dict, description="Only chunks whose metadata (given at upload) equals these values."
+        default_factory=dict,
+        description="Only chunks whose metadata (given at upload, or page, filename...) equals these values.",
+        json_schema_extra={"propertyNames": METADATA_KEY_SCHEMA},
     )
 
-    def to_filters(self) -> Filters:
+    @field_validator("metadata")
+    @classmethod
+    def _keys(cls, metadata: dict[str, MetadataFilterValue]) -> dict[str, MetadataFilterValue]:
+        for key in metadata:
+            validate_metadata_key(key, reserved_ok=True)
+        return metadata
+
+    def to_filters(self, max_documents: int, max_keys: int, loc: tuple[str, ...] = ("body", "filters")) -> Filters:
+        """The filters, within the limits that depend on settings (a 422 in FastAPI's shape beyond them)."""
+        if self.document_ids is not None and len(self.document_ids) > max_documents:
+            raise invalid(
+                f"at most {max_documents} document ids (RAG_MAX_FILTER_DOCUMENTS)", (*loc, "document_ids"), "too_long"
+            )
+        if len(self.metadata) > max_keys:
+            raise invalid(f"at most {max_keys} metadata keys (RAG_MAX_METADATA_KEYS)", (*loc, "metadata"), "too_long")
         return Filters(document_ids=self.document_ids, metadata=dict(self.metadata))
 
 
@@ -124,13 +185,22 @@ def _not_blank(text: str) -> str:
     return text.strip()
 
 
-NonBlank = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_not_blank)]
-TopK = Annotated[int, Field(ge=1, le=50)]
+# What _not_blank checks, as a pattern for the schema: a character Python does not strip. (Python also
+# strips \x1c-\x1f, which Unicode's White_Space, and so other regex engines' \s, leave out.)
+NOT_BLANK_PATTERN = r"[^\s\x1c-\x1f]"
+NonBlank = Annotated[
+    str,
+    Field(min_length=1, max_length=20_000, json_schema_extra={"pattern": NOT_BLANK_PATTERN}),
+    AfterValidator(_not_blank),
+]
+TopK = Annotated[int, Field(ge=1, le=50), BeforeValidator(_json_integer)]
 
 
 class RetrieveRequest(BaseModel):
+    model_config = STRICT
+
     query: NonBlank
-    collection: str = "default"
+    collection: CollectionName = "default"
     top_k: TopK = 5
     filters: FiltersIn = Field(default_factory=FiltersIn)
 
@@ -163,12 +233,14 @@ class RetrieveResponse(BaseModel):
 
 
 class QueryRequest(BaseModel):
+    model_config = STRICT
+
     question: NonBlank
-    collection: str = "default"
+    collection: CollectionName = "default"
     top_k: TopK | None = None
     filters: FiltersIn = Field(default_factory=FiltersIn)
     stream: bool = False
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
 
 
@@ -179,6 +251,17 @@ class CitationOut(BaseModel):
     page: int | None
     text: str
     score: float
+
+
+def answer_tokens(requested: int | None, settings_max: int, field: str = "max_tokens") -> int | None:
+    """A request's max_tokens, within RAG_MAX_ANSWER_TOKENS (the cost of one answer is the operator's call)."""
+    if requested is not None and requested > settings_max:
+        raise invalid(
+            f"at most {settings_max} tokens may be asked for (RAG_MAX_ANSWER_TOKENS)",
+            ("body", field),
+            "less_than_equal",
+        )
+    return requested
 
 
 class QueryResponse(BaseModel):
