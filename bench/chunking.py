@@ -37,7 +37,7 @@ def main() -> None:
     for config in args.config or CONFIGS:
         size, overlap = (int(part) for part in config.split("/"))
         settings = base.model_copy(update={"chunk_tokens": size, "chunk_overlap_tokens": overlap})
-        report = evaluate(args.docs, args.questions, settings=settings, embedder=embedder)
+        report = evaluate(args.docs, args.questions, settings=settings, embedder=embedder, baseline=False)
         for mode, figures in report["modes"].items():
             rows.append(
                 {

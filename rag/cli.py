@@ -140,6 +140,8 @@ def evaluate_retrieval(
     collection: Annotated[str | None, typer.Option(help="Collection name (default: a fresh one).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write report.json, report.md and a plot here.")] = None,
     mode: Annotated[str, typer.Option(help="dense, bm25, hybrid, or all.")] = "all",
+    split: Annotated[str | None, typer.Option(help="Only the questions of this split (dev or test).")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also run the plain LangChain recipe, as the baseline.")] = True,
 ) -> None:
     """Measure retrieval on a folder and a questions file: recall@k, MRR, page hits, abstention, latency."""
     from rag.evaluation import MODES, evaluate, markdown
@@ -154,6 +156,8 @@ def evaluate_retrieval(
         collection=collection,
         out_dir=out,
         modes=MODES if mode == "all" else (mode,),
+        split=split,
+        baseline=baseline,
     )
     typer.echo(markdown(report))
     if out is not None:

@@ -1,11 +1,12 @@
-"""Measure retrieval on your own documents: recall@k, MRR, page hits, abstention, latency.
+"""Measure retrieval on your own documents: recall@k, MRR, page hits, abstention, latency, ingestion time.
 
-    rag eval DOCS_FOLDER QUESTIONS.jsonl [--collection NAME] [--out DIR] [--mode dense|bm25|hybrid|all]
+    rag eval DOCS_FOLDER QUESTIONS.jsonl [--split dev|test] [--mode dense|bm25|hybrid|all] [--no-baseline]
 
 Each line of QUESTIONS.jsonl: {"question": ..., "doc": "file name" or null, "page": 12 (optional),
-"answer": ... (optional)}; a null doc marks a question the documents cannot answer. The folder is ingested
-into a fresh collection through the normal pipeline, and every question goes through the same code as
-POST /v1/retrieve.
+"answer": ... (optional), "split": "dev" | "test" (optional)}; a null doc marks a question the documents
+cannot answer. The folder is ingested into a fresh collection through the normal pipeline, and every
+question goes through the same code as POST /v1/retrieve. The plain LangChain recipe (rag.plain_recipe)
+indexes the same folder and answers the same questions in the same run, as the baseline.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,13 @@ from ingest.records import Status
 from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from rag.settings import Settings
+from rag.store import ChunkHit
 
 RANKS = (1, 3, 5, 10)
 MODES = ("dense", "bm25", "hybrid")
+BASELINE = "plain recipe"
+# One way of searching the evaluated folder: (question, k) -> hits, best first.
+Search = Callable[[str, int], list[ChunkHit]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ class EvalQuestion:
     doc: str | None = None
     page: int | None = None
     answer: str | None = None
+    split: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -55,7 +62,8 @@ class QuestionResult:
     retrieved: list[dict[str, Any]] = field(default_factory=list)
 
 
-def load_questions(path: Path) -> list[EvalQuestion]:
+def load_questions(path: Path, split: str | None = None) -> list[EvalQuestion]:
+    """The questions of the file (of one split, when ``split`` is given)."""
     questions = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -69,12 +77,15 @@ def load_questions(path: Path) -> list[EvalQuestion]:
                     doc=raw.get("doc"),
                     page=raw.get("page"),
                     answer=raw.get("answer"),
+                    split=raw.get("split"),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a question line ({exc})") from exc
+    if split is not None:
+        questions = [q for q in questions if q.split == split]
     if not questions:
-        raise ValueError(f"{path} has no questions")
+        raise ValueError(f"{path} has no questions" + (f" in split {split!r}" if split else ""))
     return questions
 
 
@@ -107,11 +118,11 @@ def ingest_folder(runtime: Runtime, folder: Path, collection: str) -> dict[str, 
     }
 
 
-def run_questions(retriever: Retriever, collection: str, questions: list[EvalQuestion]) -> list[QuestionResult]:
+def run_questions(search: Search, questions: list[EvalQuestion]) -> list[QuestionResult]:
     results = []
     for q in questions:
         started = time.perf_counter()
-        hits = retriever.search(collection, q.question, k=max(RANKS))
+        hits = search(q.question, max(RANKS))
         latency_ms = (time.perf_counter() - started) * 1000
         rank = next((i for i, hit in enumerate(hits, start=1) if hit.metadata.get("filename") == q.doc), None)
         page_hit = None
@@ -198,32 +209,35 @@ def evaluate(
     modes: tuple[str, ...] = MODES,
     embedder: Embedder | None = None,
     use_settings_data_dir: bool = False,
+    split: str | None = None,
+    baseline: bool = True,
 ) -> dict[str, Any]:
-    """Ingest ``docs_folder`` into a fresh collection, run every question in each retrieval mode, report.
+    """Ingest ``docs_folder`` into a fresh collection, run every question in each retrieval mode (and, with
+    ``baseline``, through the plain recipe), report.
 
     State goes to a temporary directory unless ``use_settings_data_dir``; the report to ``out_dir``.
     """
-    questions = load_questions(questions_path)
+    questions = load_questions(questions_path, split)
     collection = collection or f"eval-{uuid.uuid4().hex[:8]}"
+    report: dict[str, Any] = {
+        "collection": collection,
+        "docs_folder": str(docs_folder),
+        "questions_file": str(questions_path),
+        "split": split or "all",
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+        "embedding_model": settings.embedding_model,
+        "abstain_below_score": settings.abstain_below_score,
+        "modes": {},
+    }
+    per_question: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as scratch:
         if not use_settings_data_dir:
             settings = settings.model_copy(update={"data_dir": Path(scratch), "chroma_url": None})
         runtime = Runtime(settings, embedder=embedder)
         runtime.start(run_worker=False, wait=True)
         try:
-            ingestion = ingest_folder(runtime, docs_folder, collection)
-            report: dict[str, Any] = {
-                "collection": collection,
-                "docs_folder": str(docs_folder),
-                "questions_file": str(questions_path),
-                "chunk_tokens": settings.chunk_tokens,
-                "chunk_overlap_tokens": settings.chunk_overlap_tokens,
-                "embedding_model": settings.embedding_model,
-                "abstain_below_score": settings.abstain_below_score,
-                "ingestion": ingestion,
-                "modes": {},
-            }
-            per_question: dict[str, list[dict]] = {}
+            report["ingestion"] = ingest_folder(runtime, docs_folder, collection)
             for mode in modes:
                 retriever = Retriever(
                     runtime.records,
@@ -235,11 +249,22 @@ def evaluate(
                     rrf_k=settings.rrf_k,
                     score_margin=settings.retrieval_score_margin,
                 )
-                results = run_questions(retriever, collection, questions)
+                results = run_questions(lambda q, k, r=retriever: r.search(collection, q, k), questions)
                 report["modes"][mode] = summarise(results, settings.abstain_below_score)
                 per_question[mode] = [asdict(r) for r in results]
         finally:
             runtime.stop()
+    if baseline:
+        from rag.plain_recipe import PlainRecipe
+
+        plain = PlainRecipe(docs_folder)
+        try:
+            results = run_questions(plain.search, questions)
+            report["baseline_ingestion"] = plain.ingestion
+            report["modes"][BASELINE] = summarise(results, settings.abstain_below_score)
+            per_question[BASELINE] = [asdict(r) for r in results]
+        finally:
+            plain.close()
     if out_dir is not None:
         write_report(report, per_question, out_dir)
     return report
@@ -280,7 +305,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{ingestion['documents_ready']} documents ({ingestion['pages']} PDF pages), {ingestion['chunks']} chunks "
         f"of {report['chunk_tokens']} tokens (overlap {report['chunk_overlap_tokens']}); "
-        f"model {report['embedding_model']}.",
+        f"model {report['embedding_model']}; questions: split {report.get('split', 'all')}, "
+        f"{next(iter(report['modes'].values()))['questions']}.",
         "",
         "| mode | recall@1 | recall@5 | recall@10 | MRR@10 | page-hit@5 | answered / abstained "
         f"at {report['abstain_below_score']} | best threshold: answered / abstained | p50 / p95 ms |",
@@ -294,6 +320,13 @@ def markdown(report: dict[str, Any]) -> str:
             f"{best['threshold']}: {_fmt(best['answered_rate'])} / {_fmt(best['abstain_rate'])} | "
             f"{f['latency_ms_p50']} / {f['latency_ms_p95']} |"
         )
+    if "baseline_ingestion" in report:
+        plain = report["baseline_ingestion"]
+        lines += [
+            "",
+            f"Ingestion: ours {ingestion['seconds']} s ({ingestion['chunks']} chunks), the plain recipe"
+            f" {plain['seconds']} s ({plain['chunks']} chunks of {1000} characters).",
+        ]
     lines += ["", "![recall@k](recall_at_k.png)", ""]
     if ingestion["failed"]:
         lines += ["Documents that failed:", *(f"- {name}: {why}" for name, why in ingestion["failed"].items()), ""]

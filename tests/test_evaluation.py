@@ -58,7 +58,7 @@ def test_evaluate_reports_every_figure_and_writes_the_report(eval_set, tmp_path,
     out = tmp_path / "report"
     report = evaluate(docs, questions, settings=Settings(_env_file=None), out_dir=out, embedder=embedder)
     assert report["ingestion"]["documents_ready"] == 3 and report["ingestion"]["pages"] == 10
-    assert set(report["modes"]) == {"dense", "bm25", "hybrid"}
+    assert set(report["modes"]) == {"dense", "bm25", "hybrid", "plain recipe"}
     hybrid = report["modes"]["hybrid"]
     assert (hybrid["questions"], hybrid["answerable"], hybrid["unanswerable"], hybrid["page_questions"]) == (6, 4, 2, 4)
     assert hybrid["recall@5"] == 1.0 and hybrid["recall@10"] == 1.0
@@ -68,10 +68,26 @@ def test_evaluate_reports_every_figure_and_writes_the_report(eval_set, tmp_path,
     assert calibrated["answered_rate"] == 1.0 and calibrated["abstain_rate"] == 1.0
     assert hybrid["latency_ms_p50"] > 0 and hybrid["latency_ms_p95"] >= hybrid["latency_ms_p50"]
 
+    # The plain LangChain recipe ran on the same folder and questions, in the same run.
+    plain = report["modes"]["plain recipe"]
+    assert plain["questions"] == 6 and plain["recall@10"] == 1.0 and plain["page_hit@5"] == 1.0
+    assert report["baseline_ingestion"]["pages"] == 10 and report["baseline_ingestion"]["seconds"] > 0
+
     saved = json.loads((out / "report.json").read_text())
     assert saved["modes"] == report["modes"] and len(saved["per_question"]["hybrid"]) == 6
     assert (out / "recall_at_k.png").read_bytes().startswith(b"\x89PNG")
-    assert "| hybrid |" in (out / "report.md").read_text()
+    assert "| hybrid |" in (out / "report.md").read_text() and "| plain recipe |" in (out / "report.md").read_text()
+
+
+def test_a_split_keeps_only_its_questions(tmp_path):
+    path = tmp_path / "q.jsonl"
+    lines = [{"question": "a?", "doc": "a.pdf", "split": "dev"}, {"question": "b?", "doc": None, "split": "test"}]
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    assert [q.question for q in load_questions(path, "dev")] == ["a?"]
+    assert [q.question for q in load_questions(path, "test")] == ["b?"]
+    assert len(load_questions(path)) == 2
+    with pytest.raises(ValueError, match="no questions in split 'other'"):
+        load_questions(path, "other")
 
 
 def test_metrics_from_known_results():
@@ -99,7 +115,10 @@ def test_rag_eval_from_the_shell(eval_set, tmp_path):
     docs, questions = eval_set
     env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "unused-state")}
     result = subprocess.run(
-        [venv_script("rag"), "eval", str(docs), str(questions), "--mode", "bm25", "--out", str(tmp_path / "out")],
+        [
+            *(venv_script("rag"), "eval", str(docs), str(questions)),
+            *("--mode", "bm25", "--no-baseline", "--out", str(tmp_path / "out")),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
