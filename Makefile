@@ -30,6 +30,7 @@ test: setup eval-data
 eval-data: setup
 	bash data/eval/fetch.sh
 	$(PY) data/eval/faq/build.py
+	bash data/eval/pdf/fetch.sh
 
 eval: setup eval-data
 	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results
