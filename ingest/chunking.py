@@ -1,7 +1,10 @@
 """Split a parsed document into chunks measured in the embedding model's tokens.
 
-The sections (pages) are joined into one text so a chunk may run across a page break; every chunk keeps
-the page it starts on and the page it ends on, and its character offsets into the joined text.
+The sections (pages, or the text under each heading) are joined into one text so a chunk may run across a
+page break; every chunk keeps the page it starts on and the page it ends on, its character offsets into the
+joined text, and, when ``context_tokens`` is set, its context: the document's title and the headings of
+the section it starts in, which are embedded and indexed with it (the chunk is made that much shorter, so
+that together they still fit the embedder).
 """
 
 from __future__ import annotations
@@ -17,13 +20,27 @@ from ingest.ports import Chunk
 SECTION_SEPARATOR = "\n\n"
 
 
+CONTEXT_SEPARATOR = " > "
+SEARCHABLE_SEPARATOR_TOKENS = 2  # the blank line between a chunk's context and its text
+
+
 class Chunker:
-    def __init__(self, count_tokens: Callable[[str], int], chunk_tokens: int, overlap_tokens: int, max_tokens: int):
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        chunk_tokens: int,
+        overlap_tokens: int,
+        max_tokens: int,
+        context_tokens: int = 0,
+    ):
         if chunk_tokens > max_tokens:
             raise ValueError(f"chunk size {chunk_tokens} exceeds the embedding model's limit of {max_tokens} tokens")
         self.count_tokens = count_tokens
-        self._max_tokens = max_tokens
-        self._splitter = self._make_splitter(chunk_tokens, overlap_tokens)
+        self._context_tokens = context_tokens
+        # Room for the context in the embedder's window comes out of the chunk.
+        text_tokens = max_tokens - context_tokens - SEARCHABLE_SEPARATOR_TOKENS if context_tokens else max_tokens
+        self._max_tokens = text_tokens
+        self._splitter = self._make_splitter(min(chunk_tokens, text_tokens), min(overlap_tokens, text_tokens // 4))
 
     def _make_splitter(self, chunk_tokens: int, overlap_tokens: int) -> RecursiveCharacterTextSplitter:
         return RecursiveCharacterTextSplitter(
@@ -33,18 +50,39 @@ class Chunker:
             strip_whitespace=True,
         )
 
-    def split(self, document: ParsedDocument) -> list[Chunk]:
+    def split(self, document: ParsedDocument, fallback_title: str | None = None) -> list[Chunk]:
+        """The document's chunks; ``fallback_title`` names it in their context when it has no title itself."""
         text, section_starts, pages = join_sections(document)
+        paths = [section.path for section in document.sections if section.text]
+        title = document.title or fallback_title
         pieces = self._split_within_limit(text)
         chunks = []
         for index, (start, piece) in enumerate(pieces):
             end = start + len(piece)
+            section = bisect.bisect_right(section_starts, start) - 1
             page = page_end = None
             if pages[0] is not None:
-                page = pages[bisect.bisect_right(section_starts, start) - 1]
+                page = pages[section]
                 page_end = pages[bisect.bisect_right(section_starts, end - 1) - 1]
-            chunks.append(Chunk(index=index, text=piece, start=start, end=end, page=page, page_end=page_end))
+            context = self._context(title, paths[section]) if self._context_tokens else ""
+            chunks.append(
+                Chunk(index=index, text=piece, start=start, end=end, page=page, page_end=page_end, context=context)
+            )
         return chunks
+
+    def _context(self, title: str | None, path: tuple[str, ...]) -> str:
+        """ "Title > Section > Subsection", within the context's token budget (the innermost headings are the
+        ones given up first: the title and outer sections say more about what a chunk belongs to)."""
+        parts = [title] if title else []
+        parts += [heading for heading in path if not parts or heading.casefold() != parts[-1].casefold()]
+        while parts:
+            context = CONTEXT_SEPARATOR.join(parts)
+            if self.count_tokens(context) <= self._context_tokens:
+                return context
+            if len(parts) == 1:
+                return _truncate_words(context, self._context_tokens, self.count_tokens)
+            parts.pop()
+        return ""
 
     def _split_within_limit(self, text: str) -> list[tuple[int, str]]:
         """Split into (start offset, text) pieces, splitting again any piece still over the model's limit.
@@ -96,3 +134,10 @@ def join_sections(document: ParsedDocument) -> tuple[str, list[int], list[int | 
         parts.append(section.text)
         offset += len(section.text)
     return "".join(parts), starts, pages
+
+
+def _truncate_words(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
+    words = text.split()
+    while words and count_tokens(" ".join(words)) > max_tokens:
+        words.pop()
+    return " ".join(words)

@@ -77,11 +77,12 @@ def _sniff(path: Path, head: bytes) -> DocType | None:
         return DocType.PDF
     if head.startswith(b"PK\x03\x04"):
         return DocType.DOCX if _is_docx(path) else None
-    if filetype.guess(head) is not None:
-        return None  # a known binary format we do not read (image, archive, executable, ...)
+    # Text first: some of filetype's signatures are short enough to match prose (any text that starts with
+    # "SQLite" reads as an SQLite database to it). Binary formats carry NUL and control bytes, which text
+    # decoding refuses.
     text = decode_text(head, partial=True)
     if text is None:
-        return None
+        return None  # binary: a known format we do not read (image, archive, executable, ...) or garbage
     if _HTML_START.search(head) or len(_HTML_TAG.findall(head)) >= 3:
         return DocType.HTML
     return DocType.TEXT

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from ingest.detect import DocType, decode_text
 from ingest.errors import DocumentError
+from ingest.html_text import html_sections, markdown_html
 from ingest.limits import IngestLimits
+from ingest.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +26,14 @@ log = logging.getLogger(__name__)
 class Section:
     text: str
     page: int | None = None  # 1-based
+    path: tuple[str, ...] = ()  # the headings it sits under, outermost first
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
     sections: list[Section]
     pages: int | None = None
+    title: str | None = None  # from the document itself (PDF metadata, <title>, first heading)
 
 
 def parse(path: Path, doc_type: DocType, limits: IngestLimits | None = None) -> ParsedDocument:
@@ -103,7 +107,14 @@ def _page_text(page, max_chars: int) -> str:
         if seen > max_chars:
             raise _PageTooLong
 
-    return page.extract_text(visitor_text=count) or ""
+    text = page.extract_text(visitor_text=count) or ""
+    if cut_word_share(text) > 0.03:
+        # The layout mode places glyphs by their coordinates, which joins what the plain mode cut apart
+        # (it is slower, so only for pages that need it). Its length is bounded by the plain text's.
+        laid_out = page.extract_text(extraction_mode="layout") or ""
+        if cut_word_share(laid_out) < cut_word_share(text) / 2:
+            return laid_out
+    return text
 
 
 def _parse_pdf(path: Path, limits: IngestLimits) -> ParsedDocument:
@@ -145,13 +156,74 @@ def _parse_pdf(path: Path, limits: IngestLimits) -> ParsedDocument:
             failed += 1
             log.warning("page %d of %s could not be read: %s", number, path.name, exc)
             continue
-        sections.append(Section(normalise(repair_tex_codes(text)), page=number))
+        text = normalise(repair_tex_codes(text))
+        text = drop_dot_leaders(restore_spaces(text))
+        sections.append(Section(text, page=number))
         total += len(sections[-1].text)
         if total > limits.max_document_chars:  # stop reading now rather than after the last page
             raise document_too_long(f"more than {limits.max_document_chars:,}", limits)
     if failed == page_count:
         raise DocumentError("the PDF is damaged: no page could be read")
-    return ParsedDocument(sections, pages=page_count)
+    texts = drop_running_lines([section.text for section in sections])
+    sections = [Section(text, section.page) for section, text in zip(sections, texts, strict=True)]
+    return ParsedDocument(_split_by_outline(sections, _outline(reader)), pages=page_count, title=_pdf_title(reader))
+
+
+_PLACEHOLDER_TITLE = re.compile(r"^(untitled|microsoft word|document\d*|.*\.(pdf|docx?|tex|dvi))", re.IGNORECASE)
+
+
+def _pdf_title(reader) -> str | None:
+    try:
+        title = str((reader.metadata or {}).get("/Title") or "").strip()
+    except Exception:  # damaged metadata is no reason to lose the text
+        return None
+    return title if title and not _PLACEHOLDER_TITLE.match(title) else None
+
+
+def _outline(reader) -> list[tuple[int, int, str]]:
+    """(page, depth, title) of each bookmark, in reading order; pages 1-based. Empty when there is none."""
+    entries: list[tuple[int, int, str]] = []
+
+    def walk(items, depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+                continue
+            try:
+                page = reader.get_destination_page_number(item)
+            except Exception:  # a bookmark to nowhere
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())
+            if page is not None and page >= 0 and title:
+                entries.append((page + 1, depth, title))
+
+    try:
+        walk(reader.outline, 0)
+    except Exception:  # outlines are optional, and often the first thing broken in a damaged file
+        return []
+    return sorted(entries, key=lambda entry: entry[0])  # stable: reading order within a page
+
+
+def _split_by_outline(pages: list[Section], outline: list[tuple[int, int, str]]) -> list[Section]:
+    """Each page cut where its bookmarks' headings appear in its text, every piece with its heading path."""
+    if not outline:
+        return pages
+    path: list[str] = []
+    by_page: dict[int, list[tuple[int, str]]] = {}
+    for page, depth, title in outline:
+        by_page.setdefault(page, []).append((depth, title))
+    sections = []
+    for section in pages:
+        cursor, text = 0, section.text
+        folded = text.casefold()
+        for depth, title in by_page.get(section.page, []):
+            found = folded.find(title.casefold(), cursor)
+            if found > cursor:  # the heading is further down: the text before it is the previous section's
+                sections.append(Section(text[cursor:found], section.page, tuple(path)))
+                cursor = found
+            path = [*path[:depth], title]
+        sections.append(Section(text[cursor:], section.page, tuple(path)))
+    return [section for section in sections if section.text.strip()]
 
 
 # --- DOCX ----------------------------------------------------------------------------------------------
@@ -164,44 +236,66 @@ def _parse_docx(path: Path, limits: IngestLimits) -> ParsedDocument:
         document = docx.Document(str(path))
     except Exception as exc:  # python-docx surfaces zip/XML errors of many kinds
         raise DocumentError(f"the Word document is damaged and cannot be read ({type(exc).__name__})") from exc
-    blocks = [paragraph.text for paragraph in document.paragraphs]
+    sections: list[Section] = []
+    path: list[str] = []
+    blocks: list[str] = []
+    for paragraph in document.paragraphs:
+        level = _heading_level(paragraph)
+        if level is not None and paragraph.text.strip():
+            sections.append(Section(normalise("\n\n".join(blocks)), path=tuple(path)))
+            path, blocks = [*path[: level - 1], " ".join(paragraph.text.split())], []
+        blocks.append(paragraph.text)
     for table in document.tables:
         for row in table.rows:
             blocks.append(" | ".join(cell.text.strip() for cell in row.cells))
-    return ParsedDocument([Section(normalise("\n\n".join(blocks)))])
+    sections.append(Section(normalise("\n\n".join(blocks)), path=tuple(path)))
+    title = (document.core_properties.title or "").strip() or None
+    return ParsedDocument([section for section in sections if section.text], title=title)
 
 
-# --- HTML ----------------------------------------------------------------------------------------------
+def _heading_level(paragraph) -> int | None:
+    """1 for "Heading 1" (and "Title"), 2 for "Heading 2", ...; None for body text."""
+    name = (paragraph.style.name if paragraph.style is not None else "") or ""
+    if name == "Title":
+        return 1
+    match = re.fullmatch(r"Heading (\d)", name)
+    return int(match.group(1)) if match else None
 
-_INVISIBLE_TAGS = ("script", "style", "noscript", "template", "svg", "head")
+
+# --- HTML and Markdown -----------------------------------------------------------------------------------
+
+
+def _sections_of_html(html: bytes | str) -> ParsedDocument:
+    title, sections = html_sections(html)
+    return ParsedDocument([Section(normalise(s.text), path=s.path) for s in sections], title=title)
 
 
 def _parse_html(path: Path, limits: IngestLimits) -> ParsedDocument:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(path.read_bytes(), "lxml")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(_INVISIBLE_TAGS):
-        tag.decompose()
-    body = soup.get_text("\n")
-    text = f"{title}\n\n{body}" if title and title not in body[:500] else body
-    return ParsedDocument([Section(normalise(text))])
+    return _sections_of_html(path.read_bytes())
 
 
-# --- plain text and Markdown ---------------------------------------------------------------------------
+def _parse_markdown(path: Path, limits: IngestLimits) -> ParsedDocument:
+    return _sections_of_html(markdown_html(_read_text(path)))
 
 
-def _parse_text(path: Path, limits: IngestLimits) -> ParsedDocument:
+# --- plain text ------------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
     text = decode_text(path.read_bytes())
     if text is None:
         raise DocumentError("the file is not readable text")
-    return ParsedDocument([Section(normalise(text))])
+    return text
+
+
+def _parse_text(path: Path, limits: IngestLimits) -> ParsedDocument:
+    return ParsedDocument([Section(normalise(_read_text(path)))])
 
 
 _PARSERS: dict[DocType, Callable[[Path, IngestLimits], ParsedDocument]] = {
     DocType.PDF: _parse_pdf,
     DocType.DOCX: _parse_docx,
     DocType.HTML: _parse_html,
-    DocType.MARKDOWN: _parse_text,
+    DocType.MARKDOWN: _parse_markdown,
     DocType.TEXT: _parse_text,
 }

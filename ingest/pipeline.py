@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ingest.chunking import Chunker
 from ingest.detect import DocType
@@ -31,6 +32,14 @@ def chunk_id(document_id: str, index: int) -> str:
     return f"{document_id}-{index:06d}"
 
 
+def title_from_filename(filename: str) -> str:
+    """A title for a document that has none of its own: its file name, without extension, numbering or
+    separators ("fetchmail-faq-017.md" -> "fetchmail faq")."""
+    stem = PurePath(filename).stem
+    words = [word for word in re.split(r"[\s_.-]+", stem) if word and not word.isdigit()]
+    return " ".join(words)
+
+
 def chunk_metadata(record: DocumentRecord, chunk: Chunk) -> dict[str, MetadataValue]:
     metadata: dict[str, MetadataValue] = dict(record.metadata)  # the user's own metadata, flat scalars
     metadata.update(
@@ -41,6 +50,8 @@ def chunk_metadata(record: DocumentRecord, chunk: Chunk) -> dict[str, MetadataVa
         start=chunk.start,
         end=chunk.end,
     )
+    if chunk.context:
+        metadata["context"] = chunk.context
     if chunk.page is not None:
         metadata["page"] = chunk.page
         metadata["page_end"] = chunk.page_end or chunk.page
@@ -62,9 +73,9 @@ class DocumentPipeline:
         self.batch_size = write_batch_size
         self._limits = limits or IngestLimits()
 
-    def plan(self, path: Path, doc_type: DocType) -> Plan:
+    def plan(self, path: Path, doc_type: DocType, filename: str | None = None) -> Plan:
         parsed = parse(path, doc_type, self._limits)
-        chunks = self._chunker.split(parsed)
+        chunks = self._chunker.split(parsed, fallback_title=title_from_filename(filename) if filename else None)
         if len(chunks) > self._limits.max_document_chunks:
             raise DocumentError(
                 f"the document makes {len(chunks):,} chunks; at most {self._limits.max_document_chunks:,} are"
@@ -88,7 +99,7 @@ class DocumentPipeline:
         stopping), which cancels it. A store failure raises StoreError with what to do about it.
         """
         batch = chunks[begin : begin + self.batch_size]
-        embeddings = self._embedder.embed([chunk.text for chunk in batch])
+        embeddings = self._embedder.embed([chunk.searchable_text for chunk in batch])
         with write_guard():
             # Checked under the guard, so a delete that ran meanwhile is never undone by this write.
             if not on_progress(begin):
@@ -100,6 +111,7 @@ class DocumentPipeline:
                     embeddings=embeddings,
                     texts=[chunk.text for chunk in batch],
                     metadatas=[chunk_metadata(record, chunk) for chunk in batch],
+                    search_texts=[chunk.searchable_text for chunk in batch],
                 )
             except Exception as exc:
                 raise StoreError(

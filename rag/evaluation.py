@@ -25,6 +25,7 @@ from typing import Any
 from ingest.errors import DocumentError, QueueFull
 from ingest.ports import Embedder
 from ingest.records import Status
+from rag.abstention import AbstentionPolicy
 from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from rag.settings import Settings
@@ -60,6 +61,7 @@ class QuestionResult:
     top_score: float
     latency_ms: float
     retrieved: list[dict[str, Any]] = field(default_factory=list)
+    unknown_words: int = 0  # words of the question that no chunk of the collection holds
 
 
 def load_questions(path: Path, split: str | None = None) -> list[EvalQuestion]:
@@ -118,7 +120,9 @@ def ingest_folder(runtime: Runtime, folder: Path, collection: str) -> dict[str, 
     }
 
 
-def run_questions(search: Search, questions: list[EvalQuestion]) -> list[QuestionResult]:
+def run_questions(
+    search: Search, questions: list[EvalQuestion], unknown_words: Callable[[str], list[str]] | None = None
+) -> list[QuestionResult]:
     results = []
     for q in questions:
         started = time.perf_counter()
@@ -144,39 +148,55 @@ def run_questions(search: Search, questions: list[EvalQuestion]) -> list[Questio
                     {"filename": h.metadata.get("filename"), "page": h.metadata.get("page"), "score": round(h.score, 4)}
                     for h in hits[:5]
                 ],
+                unknown_words=len(unknown_words(q.question)) if unknown_words else 0,
             )
         )
     return results
 
 
-def abstention(results: list[QuestionResult], threshold: float) -> dict[str, float | None]:
-    """How often answerable questions clear the threshold and unanswerable ones fall under it."""
+def _abstains(result: QuestionResult, policy: AbstentionPolicy) -> bool:
+    return policy.reason(result.top_score, ["?"] * result.unknown_words) is not None
+
+
+def abstention(results: list[QuestionResult], policy: AbstentionPolicy) -> dict[str, float | None]:
+    """How often answerable questions are answered and unanswerable ones abstained under ``policy``."""
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
-    answered = sum(r.top_score >= threshold for r in answerable) / len(answerable) if answerable else None
-    abstained = sum(r.top_score < threshold for r in unanswerable) / len(unanswerable) if unanswerable else None
-    return {"threshold": round(threshold, 4), "answered_rate": answered, "abstain_rate": abstained}
+    answered = sum(not _abstains(r, policy) for r in answerable) / len(answerable) if answerable else None
+    abstained = sum(_abstains(r, policy) for r in unanswerable) / len(unanswerable) if unanswerable else None
+    return {
+        "threshold": round(policy.below_score, 4),
+        "unknown_words_threshold": round(policy.unknown_words_below_score, 4),
+        "answered_rate": answered,
+        "abstain_rate": abstained,
+    }
 
 
-def calibrate_threshold(results: list[QuestionResult], min_answered: float = 0.98) -> dict[str, float | None]:
-    """The threshold that best separates answerable from unanswerable questions (balanced accuracy),
-    among those that still answer at least ``min_answered`` of the answerable ones: wrongly saying "not
-    found" costs a user more than an answer the model itself is told to decline."""
+def calibrate_threshold(results: list[QuestionResult], min_answered: float = 0.975) -> dict[str, float | None]:
+    """The thresholds (the score, and the score when a word of the question is unknown) that best separate
+    answerable from unanswerable questions (balanced accuracy), among those that still answer at least
+    ``min_answered`` of the answerable ones: wrongly saying "not found" costs a user more than an answer the
+    model itself is told to decline."""
     scores = sorted({round(r.top_score, 4) for r in results})
     if not any(not r.answerable for r in results) or not scores:
-        return abstention(results, 0.0)
-    # Candidates halfway between neighbouring scores, so a threshold never sits exactly on a question.
+        return abstention(results, AbstentionPolicy(0.0, 0.0))
+    # Candidates halfway between neighbouring scores, so a threshold never sits exactly on a question; at
+    # most ~80 of them (every pair of thresholds is tried).
     candidates = [(a + b) / 2 for a, b in itertools.pairwise(scores)] or scores
+    candidates = candidates[:: max(1, len(candidates) // 80)]
+    best: tuple[tuple[bool, float], dict[str, float | None]] | None = None
+    for low in candidates:
+        for high in (c for c in candidates if c >= low):
+            rates = abstention(results, AbstentionPolicy(low, high))
+            answered, abstained = rates["answered_rate"] or 0.0, rates["abstain_rate"] or 0.0
+            key = (answered >= min_answered, answered + abstained)
+            if best is None or key > best[0]:
+                best = (key, rates)
+    assert best is not None
+    return best[1]
 
-    def balanced(threshold: float) -> float:
-        rates = abstention(results, threshold)
-        return (rates["answered_rate"] or 0.0) + (rates["abstain_rate"] or 0.0)
 
-    allowed = [t for t in candidates if (abstention(results, t)["answered_rate"] or 0.0) >= min_answered]
-    return abstention(results, max(allowed or candidates, key=balanced))
-
-
-def summarise(results: list[QuestionResult], threshold: float) -> dict[str, Any]:
+def summarise(results: list[QuestionResult], policy: AbstentionPolicy) -> dict[str, Any]:
     answerable = [r for r in results if r.answerable]
     with_page = [r for r in answerable if r.page_hit_at_5 is not None]
     latencies = sorted(r.latency_ms for r in results)
@@ -192,7 +212,7 @@ def summarise(results: list[QuestionResult], threshold: float) -> dict[str, Any]
         "mrr@10": round(statistics.fmean(1 / r.doc_rank if r.doc_rank else 0.0 for r in answerable), 4),
         "page_hit@5": round(sum(r.page_hit_at_5 for r in with_page) / len(with_page), 4) if with_page else None,
         "page_questions": len(with_page),
-        "abstention_at_setting": abstention(results, threshold),
+        "abstention_at_setting": abstention(results, policy),
         "abstention_calibrated": calibrate_threshold(results),
         "latency_ms_p50": round(statistics.median(latencies), 2),
         "latency_ms_p95": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 2),
@@ -228,6 +248,7 @@ def evaluate(
         "chunk_overlap_tokens": settings.chunk_overlap_tokens,
         "embedding_model": settings.embedding_model,
         "abstain_below_score": settings.abstain_below_score,
+        "abstain_unknown_words_below_score": settings.abstain_unknown_words_below_score,
         "modes": {},
     }
     per_question: dict[str, list[dict]] = {}
@@ -247,10 +268,15 @@ def evaluate(
                     mode=mode,
                     candidates=settings.retrieval_candidates,
                     rrf_k=settings.rrf_k,
+                    dense_weight=settings.rrf_dense_weight,
                     score_margin=settings.retrieval_score_margin,
                 )
-                results = run_questions(lambda q, k, r=retriever: r.search(collection, q, k), questions)
-                report["modes"][mode] = summarise(results, settings.abstain_below_score)
+                results = run_questions(
+                    lambda q, k, r=retriever: r.search(collection, q, k),
+                    questions,
+                    lambda q: runtime.keywords.unknown_words(collection, q),
+                )
+                report["modes"][mode] = summarise(results, settings.abstention)
                 per_question[mode] = [asdict(r) for r in results]
         finally:
             runtime.stop()
@@ -261,7 +287,7 @@ def evaluate(
         try:
             results = run_questions(plain.search, questions)
             report["baseline_ingestion"] = plain.ingestion
-            report["modes"][BASELINE] = summarise(results, settings.abstain_below_score)
+            report["modes"][BASELINE] = summarise(results, settings.abstention)
             per_question[BASELINE] = [asdict(r) for r in results]
         finally:
             plain.close()
@@ -309,7 +335,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{next(iter(report['modes'].values()))['questions']}.",
         "",
         "| mode | recall@1 | recall@5 | recall@10 | MRR@10 | page-hit@5 | answered / abstained "
-        f"at {report['abstain_below_score']} | best threshold: answered / abstained | p50 / p95 ms |",
+        f"at {report['abstain_below_score']} / {report.get('abstain_unknown_words_below_score')} | best thresholds:"
+        " answered / abstained | p50 / p95 ms |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, f in report["modes"].items():
@@ -317,7 +344,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {mode} | {f['recall@1']:.3f} | {f['recall@5']:.3f} | {f['recall@10']:.3f} | {f['mrr@10']:.3f} | "
             f"{_fmt(f['page_hit@5'])} | {_fmt(now['answered_rate'])} / {_fmt(now['abstain_rate'])} | "
-            f"{best['threshold']}: {_fmt(best['answered_rate'])} / {_fmt(best['abstain_rate'])} | "
+            f"{best['threshold']:.3f} / {best['unknown_words_threshold']:.3f}: {_fmt(best['answered_rate'])} / "
+            f"{_fmt(best['abstain_rate'])} | "
             f"{f['latency_ms_p50']} / {f['latency_ms_p95']} |"
         )
     if "baseline_ingestion" in report:

@@ -98,19 +98,34 @@ class KeywordIndex:
             self._ensure(collection)
         return True
 
-    def _selective_words(self, fts: str, chunks: str, words: list[str]) -> list[str]:
-        """The query's words minus those too common in this collection to rank anything (rarest first)."""
+    def _frequencies(self, fts: str, words: list[str]) -> dict[str, int]:
+        """How many chunks of the collection hold each word (as its stem, by the index's own tokenizer)."""
         self._conn.execute("DELETE FROM temp.query_words")
         self._conn.executemany(
             "INSERT INTO temp.query_words (rowid, word) VALUES (?, ?)", list(enumerate(words, start=1))
         )
         stems = {doc: term for term, doc, *_ in self._conn.execute("SELECT term, doc FROM temp.query_terms")}
-        total = self._conn.execute(f"SELECT count(*) FROM {chunks}").fetchone()[0]
-        common = max(MIN_COMMON, COMMON_SHARE * total)
         frequency = {}
         for index, word in enumerate(words, start=1):
             row = self._conn.execute(f"SELECT doc FROM {fts}_terms WHERE term = ?", (stems.get(index, ""),)).fetchone()
             frequency[word] = row[0] if row else 0
+        return frequency
+
+    def unknown_words(self, collection: str, query: str) -> list[str]:
+        """The query's words that no chunk of the collection holds (a question about something else, often)."""
+        words = [word for word in query_words(query) if not word.isdigit()]
+        with self._lock:
+            if not words or not self._exists(collection):
+                return words
+            fts, _ = self._tables(collection)
+            frequency = self._frequencies(fts, words)
+        return [word for word in words if not frequency[word]]
+
+    def _selective_words(self, fts: str, chunks: str, words: list[str]) -> list[str]:
+        """The query's words minus those too common in this collection to rank anything (rarest first)."""
+        frequency = self._frequencies(fts, words)
+        total = self._conn.execute(f"SELECT count(*) FROM {chunks}").fetchone()[0]
+        common = max(MIN_COMMON, COMMON_SHARE * total)
         present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
         selective = [w for w in present if frequency[w] <= common]
         # If every word is common, the two rarest still rank something.
@@ -151,6 +166,13 @@ class KeywordIndex:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def drop_collection(self, collection: str) -> None:
+        with self._lock:
+            fts, chunks = self._tables(collection)
+            self._known.discard(fts)
+            for table in (f"{fts}_terms", fts, chunks):
+                self._conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def count(self, collection: str, document_id: str) -> int:
         with self._lock:
@@ -212,9 +234,10 @@ class HybridChunkStore:
         embeddings: np.ndarray,
         texts: Sequence[str],
         metadatas: Sequence[dict[str, MetadataValue]],
+        search_texts: Sequence[str] | None = None,
     ) -> None:
         self.vectors.upsert(collection, ids, embeddings, texts, metadatas)
-        self.keywords.upsert(collection, ids, texts, [str(m["document_id"]) for m in metadatas])
+        self.keywords.upsert(collection, ids, search_texts or texts, [str(m["document_id"]) for m in metadatas])
 
     def delete_document(self, collection: str, document_id: str) -> None:
         self.vectors.delete_document(collection, document_id)
@@ -222,3 +245,7 @@ class HybridChunkStore:
 
     def count_document_chunks(self, collection: str, document_id: str) -> int:
         return self.vectors.count_document_chunks(collection, document_id)
+
+    def drop_collection(self, collection: str) -> None:
+        self.vectors.drop_collection(collection)
+        self.keywords.drop_collection(collection)

@@ -35,12 +35,12 @@ class Filters:
     metadata: dict[str, MetadataValue] = field(default_factory=dict)  # chunk metadata equal to these values
 
 
-def reciprocal_rank_fusion(rankings: list[list[str]], k: int) -> list[str]:
-    """Ids ordered by the sum over rankings of 1 / (k + rank); ties keep first-seen order."""
+def reciprocal_rank_fusion(rankings: list[list[str]], k: int, weights: list[float] | None = None) -> list[str]:
+    """Ids ordered by the sum over rankings of weight / (k + rank); ties keep first-seen order."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return sorted(scores, key=lambda item: -scores[item])
 
 
@@ -55,6 +55,7 @@ class Retriever:
         mode: RetrievalMode = "dense",
         candidates: int = 30,
         rrf_k: int = 60,
+        dense_weight: float = 1.0,
         score_margin: float | None = 0.3,
         reranker: Reranker | None = None,
     ):
@@ -67,8 +68,13 @@ class Retriever:
         self._mode = mode
         self._candidates = candidates
         self._rrf_k = rrf_k
+        self._dense_weight = dense_weight
         self._score_margin = score_margin
         self._reranker = reranker
+
+    def unknown_words(self, collection: str, query: str) -> list[str]:
+        """Words of the query that no chunk of the collection holds (none known without a keyword index)."""
+        return self._keywords.unknown_words(collection, query) if self._keywords is not None else []
 
     def search(self, collection: str, query: str, k: int = 5, filters: Filters | None = None) -> list[ChunkHit]:
         """Blocking (embedding, SQLite, Chroma): call it from a worker thread in async code."""
@@ -108,7 +114,9 @@ class Retriever:
             order = (
                 keyword_ids
                 if self._mode == "bm25"
-                else reciprocal_rank_fusion([[hit.id for hit in dense], keyword_ids], self._rrf_k)
+                else reciprocal_rank_fusion(
+                    [[hit.id for hit in dense], keyword_ids], self._rrf_k, [self._dense_weight, 1.0]
+                )
             )
             known = {hit.id: hit for hit in dense}
             # Keyword-only hits need their embeddings fetched to be scored: only those in the head of the

@@ -29,7 +29,10 @@ def load_embedder(settings: Settings) -> Embedder:
     from rag.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(
-        settings.embedding_model, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+        settings.embedding_model,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
+        models_dir=settings.models_dir,
     )
 
 
@@ -123,6 +126,7 @@ class Runtime:
             chunk_tokens=min(self.settings.chunk_tokens, embedder.max_tokens),
             overlap_tokens=self.settings.chunk_overlap_tokens,
             max_tokens=embedder.max_tokens,
+            context_tokens=self.settings.chunk_context_tokens,
         )
         return DocumentPipeline(
             embedder, self.chunk_store, chunker, self.settings.write_batch_size, self.settings.ingest_limits
@@ -139,6 +143,7 @@ class Runtime:
             mode=self.settings.retrieval_mode,
             candidates=self.settings.retrieval_candidates,
             rrf_k=self.settings.rrf_k,
+            dense_weight=self.settings.rrf_dense_weight,
             score_margin=self.settings.retrieval_score_margin,
         )
 

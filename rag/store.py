@@ -6,6 +6,7 @@ a ``where`` filter costs Chroma 20-470 ms at 10k-100k chunks, an unfiltered quer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,13 +16,26 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ingest.ports import MetadataValue
-from rag.settings import Settings
+from rag.embedding_models import MINILM
+from rag.settings import PACKAGED_EMBEDDING_MODEL, Settings
 
 log = logging.getLogger(__name__)
 
 CHROMA_PREFIX = "rag-"
 # Chroma's limit on one add is ~5,461 records; stay well under it.
 MAX_WRITE_BATCH = 4096
+
+
+class EmbeddingModelMismatch(RuntimeError):
+    """The collection's vectors come from another embedding model than the one this service embeds with:
+    mixing them would make every score meaningless."""
+
+    def __init__(self, collection: str, stored: str, configured: str):
+        super().__init__(
+            f"collection {collection!r} was embedded with {stored!r}, but this service embeds with {configured!r}"
+            f" (RAG_EMBEDDING_MODEL): run `rag reindex {collection}` to embed its documents again from their kept"
+            f" originals, or set RAG_EMBEDDING_MODEL={stored}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +64,17 @@ def chroma_client(settings: Settings):
 
 
 class ChromaStore:
-    def __init__(self, client, *, ef_search: int = 100):
+    def __init__(self, client, *, ef_search: int = 100, embedding_model: str = PACKAGED_EMBEDDING_MODEL):
         self._client = client
         self._ef_search = ef_search
+        self._embedding_model = embedding_model
         self._collections: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChromaStore:
-        return cls(chroma_client(settings), ef_search=settings.chroma_hnsw_ef_search)
+        return cls(
+            chroma_client(settings), ef_search=settings.chroma_hnsw_ef_search, embedding_model=settings.embedding_model
+        )
 
     def heartbeat(self) -> None:
         self._client.heartbeat()
@@ -66,20 +83,35 @@ class ChromaStore:
         cached = self._collections.get(name)
         if cached is not None:
             return cached
+        from chromadb.errors import NotFoundError
+
         chroma_name = CHROMA_PREFIX + name
         if create:
             collection = self._client.get_or_create_collection(
                 chroma_name,
                 embedding_function=None,  # we embed; Chroma's default would try to download a model
                 configuration={"hnsw": {"space": "cosine", "ef_search": self._ef_search}},
+                metadata={"embedding_model": self._embedding_model},  # kept from the first creation on
             )
         else:
             try:
                 collection = self._client.get_collection(chroma_name, embedding_function=None)
-            except Exception:  # NotFoundError's module moved between Chroma releases
+            except NotFoundError:  # only that: a store that cannot be reached is an error, not "no collection"
                 return None
+        # Collections from before the model was recorded were all embedded with all-MiniLM-L6-v2.
+        stored = (collection.metadata or {}).get("embedding_model", MINILM)
+        if stored != self._embedding_model:
+            raise EmbeddingModelMismatch(name, stored, self._embedding_model)
         self._collections[name] = collection
         return collection
+
+    def drop_collection(self, name: str) -> None:
+        """Remove a collection's vectors, all of them (to embed it again: `rag reindex`)."""
+        from chromadb.errors import NotFoundError
+
+        self._collections.pop(name, None)
+        with contextlib.suppress(NotFoundError):
+            self._client.delete_collection(CHROMA_PREFIX + name)
 
     def upsert(
         self,

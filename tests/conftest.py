@@ -21,9 +21,9 @@ STORE_MODES = ["embedded", "server"]
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.runtime import load_embedder
 
-    return SentenceTransformerEmbedder(Settings(_env_file=None).embedding_model)
+    return load_embedder(Settings(_env_file=None, models_dir=REPO / "data" / "models"))
 
 
 @pytest.fixture(scope="session")

@@ -298,12 +298,28 @@ def test_abstains_without_calling_the_llm_when_nothing_is_relevant(make_client):
     assert body["abstained"] is True
     assert body["answer"] == NOT_FOUND_ANSWER and body["citations"] == []
     assert body["usage"]["total_tokens"] == 0
+    # The refusal shows its evidence: the closest passages with their scores, and why they were not enough.
+    shipped = Settings(_env_file=None).abstention
+    assert body["closest"] and all(c["score"] < shipped.unknown_words_below_score for c in body["closest"])
+    assert body["closest"][0]["filename"] == "almanac.pdf"
+    assert "similarity" in body["abstain_reason"]
 
     streamed = parse_sse(
         client.post("/v1/query", json={"question": "What is a good recipe for sourdough bread?", "stream": True}).text
     )
-    assert streamed[0] == ("citations", {"citations": [], "abstained": True, "model": streamed[0][1]["model"]})
+    first = streamed[0][1]
+    assert streamed[0][0] == "citations" and first["citations"] == [] and first["abstained"] is True
+    assert first["closest"] == body["closest"] and first["abstain_reason"] == body["abstain_reason"]
     assert "".join(d["text"] for n, d in streamed if n == "delta") == NOT_FOUND_ANSWER
+
+
+def test_a_question_about_something_no_document_mentions_is_refused_naming_it(make_client):
+    client = make_client(abstain_unknown_words_below_score=0.9)
+    ingest_almanac(client)
+    body = client.post("/v1/query", json={"question": "Is the Quillhaven lighthouse lit by a zeppelin?"}).json()
+    assert body["abstained"] is True and "no document mentions 'zeppelin'" in body["abstain_reason"]
+    # Similar enough by meaning alone to be answered: the unknown word decided.
+    assert body["closest"][0]["score"] >= Settings(_env_file=None).abstain_below_score
 
 
 def test_llm_down_gives_503_while_retrieval_keeps_working(make_client):

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from rag.abstention import AbstentionPolicy
 from rag.evaluation import QuestionResult, abstention, calibrate_threshold, evaluate, load_questions
 from rag.settings import Settings
 from tests.helpers import DATA, venv_script
@@ -91,13 +92,23 @@ def test_a_split_keeps_only_its_questions(tmp_path):
 
 
 def test_metrics_from_known_results():
-    def result(answerable, rank, score):
-        return QuestionResult("x", answerable, rank, None, score, 1.0)
+    def result(answerable, rank, score, unknown=0):
+        return QuestionResult("x", answerable, rank, None, score, 1.0, unknown_words=unknown)
 
     results = [result(True, 1, 0.8), result(True, 3, 0.5), result(False, None, 0.3), result(False, None, 0.6)]
-    assert abstention(results, 0.55) == {"threshold": 0.55, "answered_rate": 0.5, "abstain_rate": 0.5}
+    assert abstention(results, AbstentionPolicy(0.55, 0.55)) == {
+        "threshold": 0.55,
+        "unknown_words_threshold": 0.55,
+        "answered_rate": 0.5,
+        "abstain_rate": 0.5,
+    }
     best = calibrate_threshold(results)
     assert best["answered_rate"] + best["abstain_rate"] == 1.5  # no threshold separates 0.5 from 0.6 here
+    # The unanswerable 0.6 names a word no document holds: the second threshold separates it.
+    results[-1] = result(False, None, 0.6, unknown=1)
+    best = calibrate_threshold(results)
+    assert (best["answered_rate"], best["abstain_rate"]) == (1.0, 1.0)
+    assert best["threshold"] < 0.5 < best["unknown_words_threshold"] > 0.6
 
 
 def test_bad_question_files_are_refused(tmp_path):

@@ -136,7 +136,7 @@ def test_shutdown_mid_document_puts_it_back_in_the_queue(runtime_factory):
     assert runtime.store.count_document_chunks("default", record.id) == 0
 
 
-def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
+def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory, embedder):
     # State as a killed process leaves it: one document mid-ingestion with some chunks written, one
     # mid-delete with its chunks still there, one still queued.
     crashed, gate = runtime_factory()
@@ -152,7 +152,7 @@ def test_restart_recovers_interrupted_ingestion_and_deletes(runtime_factory):
     crashed.store.upsert(
         "default",
         ids=[f"{doomed.id}-000000"],
-        embeddings=np.zeros((1, 384), dtype=np.float32) + 0.05,
+        embeddings=np.zeros((1, embedder.dimension), dtype=np.float32) + 0.05,
         texts=["left behind"],
         metadatas=[{"document_id": doomed.id}],
     )

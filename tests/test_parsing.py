@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from ingest.chunking import Chunker, join_sections
 from ingest.detect import DocType, detect_type
 from ingest.errors import DocumentError, EmptyDocument, UnsupportedDocument
 from ingest.parsers import ParsedDocument, Section, normalise, parse, repair_tex_codes
+from ingest.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
 from ingest.service import clean_filename
 from tests import documents as docs
 
@@ -35,6 +37,7 @@ def write(tmp_path: Path, name: str, content: bytes) -> Path:
         ("log.txt", docs.TEXT, DocType.TEXT),
         ("log", docs.TEXT, DocType.TEXT),
         ("latin1.txt", "Café crème, déjà vu.".encode("latin-1"), DocType.TEXT),
+        ("faq.md", b"SQLite uses dynamic typing. Content can be any type.", DocType.MARKDOWN),  # not a database
         ("utf16.txt", "Wide text".encode("utf-16"), DocType.TEXT),
     ],
 )
@@ -112,6 +115,93 @@ def test_html_text_leaves_out_scripts_and_styles(tmp_path):
     assert "script text" not in text and "color: red" not in text
 
 
+NAVIGATED_HTML = b"""<!DOCTYPE html><html><head><title>Kiln manual</title></head><body>
+<div class="navheader"><a href="prev.html">Previous</a> | <a href="up.html">Up</a> | <a href="next.html">Next</a></div>
+<nav><ul><li><a href="/">Home</a></li><li><a href="/faq">FAQ</a></li></ul></nav>
+<h1>Kiln manual</h1>
+<p>Call <code>@(</code><var>argument-list</var><code>)</code> to <a href="x.html">fire</a> the kiln.</p>
+<h2>Cooling</h2><p>The kiln cools for <b>nine</b> hours.</p>
+<h3>Vents</h3><p>Open the upper vent first.</p>
+<h2>Loading</h2><p>Shelves carry at most 40 kg.</p>
+<div class="footer">Copyright 2024 Kiln Makers</div>
+</body></html>"""
+
+
+def test_html_keeps_its_own_text_in_sentences_under_its_headings(tmp_path):
+    parsed = parse(write(tmp_path, "k.html", NAVIGATED_HTML), DocType.HTML)
+    assert parsed.title == "Kiln manual"
+    text = "\n".join(section.text for section in parsed.sections)
+    assert "Call @(argument-list) to fire the kiln." in text  # inline elements stay in their sentence
+    for navigation in ("Previous", "Home", "FAQ", "Copyright"):
+        assert navigation not in text
+    paths = {section.path: section.text for section in parsed.sections}
+    assert "nine hours" in paths[("Kiln manual", "Cooling")]
+    assert "upper vent" in paths[("Kiln manual", "Cooling", "Vents")]
+    assert "40 kg" in paths[("Kiln manual", "Loading")]
+
+
+def test_markdown_is_rendered_with_headings_as_the_path(tmp_path):
+    markdown = b"# Bees\n\nIntro with **bold** and `code`.\n\n## Winter\n\nFeed <fondant> in *February*.\n"
+    parsed = parse(write(tmp_path, "b.md", markdown), DocType.MARKDOWN)
+    paths = {section.path: section.text for section in parsed.sections}
+    assert paths[("Bees",)].split() == ["Bees", "Intro", "with", "bold", "and", "code."]
+    assert paths[("Bees", "Winter")].split() == [
+        "Winter",
+        "Feed",
+        "<fondant>",
+        "in",
+        "February.",
+    ]  # raw HTML stays text
+
+
+def test_docx_headings_become_the_path(tmp_path):
+    import io
+
+    import docx as python_docx
+
+    document = python_docx.Document()
+    document.add_heading("Ferry guide", level=1)
+    document.add_paragraph("Crossings take 12 minutes.")
+    document.add_heading("Tickets", level=2)
+    document.add_paragraph("Children travel free.")
+    out = io.BytesIO()
+    document.save(out)
+    parsed = parse(write(tmp_path, "f.docx", out.getvalue()), DocType.DOCX)
+    paths = {section.path: section.text for section in parsed.sections}
+    assert "12 minutes" in paths[("Ferry guide",)] and "travel free" in paths[("Ferry guide", "Tickets")]
+
+
+def test_pdf_bookmarks_cut_pages_into_sections(tmp_path):
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=io.BytesIO(docs.MANUAL_PDF))
+    writer.add_outline_item(title="Inspection", page_number=3)  # 0-based page 3: the reader's page 4
+    parsed = parse(write(tmp_path, "m.pdf", _written(writer)), DocType.PDF)
+    assert {section.page for section in parsed.sections if section.path == ("Inspection",)} == {4, 5}
+    assert all(section.path == () for section in parsed.sections if section.page < 4)
+
+
+def _written(writer) -> bytes:
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_repairs_join_cut_words_split_run_together_ones_and_drop_running_lines():
+    run_together = "SupposeyourKerberosticketsallowyoutologintoahostinanotherdomain " * 8
+    assert "Suppose your Kerberos tickets allow you to log" in restore_spaces(run_together).replace("login to", "log")
+    normal = "Ordinary prose with a longidentifiername_here and words. " * 10
+    assert restore_spaces(normal) == normal  # too few long runs: left alone
+    assert drop_dot_leaders("Set operators . . . . . . . . 23") == "Set operators 23"
+    bodies = ["Kilns fire clay.", "Vents open first.", "Shelves hold 40 kg.", "Cones show heat."] * 2
+    pages = [
+        f"Kiln Guide, Release 2\n{body}\nThe middle.\n{body[::-1]}\n{n} Chapter one" for n, body in enumerate(bodies)
+    ]
+    cleaned = drop_running_lines(pages)
+    assert cleaned[3] == "Cones show heat.\nThe middle.\n.taeh wohs senoC"
+    assert cut_word_share("This is a quick o verview of ho w to use automak e in the grof f project " * 3) > 0.1
+
+
 def test_normalise_mends_ligatures_hyphenation_and_spacing():
     assert normalise("e\ufb03cient  con-\nfiguration\x07 here\n\n\n\nnext") == "efficient configuration here\n\nnext"
 
@@ -165,6 +255,28 @@ def test_default_chunk_size_never_exceeds_the_model_limit(embedder):
 def test_chunk_size_above_the_model_limit_is_refused(embedder):
     with pytest.raises(ValueError, match="exceeds the embedding model's limit"):
         Chunker(embedder.count_tokens, chunk_tokens=1000, overlap_tokens=0, max_tokens=embedder.max_tokens)
+
+
+def test_chunks_carry_their_context_within_the_embedders_window(embedder):
+    chunker = Chunker(embedder.count_tokens, 254, 48, embedder.max_tokens, context_tokens=32)
+    long_heading = "A very long section heading " * 20
+    parsed = ParsedDocument(
+        [
+            Section("Intro text about kilns. " * 40, path=("Kilns",)),
+            Section("Cooling text about vents. " * 40, path=("Kilns", long_heading)),
+        ],
+        title="Kiln manual",
+    )
+    chunks = chunker.split(parsed)
+    assert chunks[0].context == "Kiln manual > Kilns"
+    assert chunks[-1].context == "Kiln manual > Kilns"  # the over-long inner heading is given up first
+    for chunk in chunks:
+        assert chunk.searchable_text == f"{chunk.context}\n\n{chunk.text}"
+        assert len(embedder.tokenizer.tokenize(chunk.searchable_text)) <= embedder.max_tokens
+    untitled = chunker.split(ParsedDocument([Section("Some text.")]), fallback_title="kiln notes")
+    assert untitled[0].context == "kiln notes"
+    plain = Chunker(embedder.count_tokens, 254, 48, embedder.max_tokens).split(parsed)
+    assert all(chunk.context == "" and chunk.searchable_text == chunk.text for chunk in plain)
 
 
 def test_formats_without_pages_have_no_page(chunker):

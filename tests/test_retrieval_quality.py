@@ -1,13 +1,16 @@
-"""Quality gate: retrieval on a fixed part of the public evaluation set must not fall below its floor.
+"""Quality gate: retrieval on fixed slices of the public evaluation sets must not fall below its floors.
 
-The floors sit a little under what was measured when they were set (see README, "Retrieval quality"): a
-regression in parsing, chunking, embedding or fusion shows up here as a failure, not as a timing.
+The slices come from the dev split (data/eval/README.md), so the test split stays untouched by anything
+that is tuned to pass here. The floors sit a little under what was measured when they were set (README,
+"Retrieval quality"): a regression in parsing, chunking, embedding, fusion or abstention shows up here
+as a failure, not as a timing.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,59 +19,75 @@ from rag.evaluation import evaluate
 from rag.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "eval"
-# The fixed subset: these documents, their questions, and every unanswerable question.
-GATE_DOCS = [
-    "autoinc.html",
-    "foreignkeys.html",
-    "wal.html",
-    "json1.html",
-    "stricttables.html",
-    "withoutrowid.html",
-    "gencol.html",
-    "lang_upsert.html",
-    "lang_datefunc.html",
-    "limits.html",
-    "pragma.html",
-    "rtree.html",
-    "gmpl.pdf",
+
+
+@dataclass(frozen=True)
+class GateSlice:
+    name: str
+    # Documents whose name starts with one of these, their questions, and the unanswerable questions that
+    # belong to the slice.
+    doc_prefixes: tuple[str, ...]
+    unanswerable: tuple[str | None, ...]
+    floors: dict[str, float]
+
+
+SLICES = [
+    # Measured on 2026-11-28 with the shipped settings (all-mpnet-base-v2, hybrid, thresholds 0.28 / 0.44).
+    # Three FAQs from Debian's packages: 97 entries, 87 questions and 13 unanswerable ones.
+    # Measured: recall@5 0.920, MRR@10 0.847, 6 of 13 unanswerable abstained.
+    GateSlice(
+        "faq",
+        ("zsh-faq-", "git-faq-", "procmail-faq-"),
+        ("unanswerable-zsh", "unanswerable-git", "unanswerable-procmail"),
+        {"recall@5": 0.89, "mrr@10": 0.82, "abstain_rate": 0.38},
+    ),
+    # Two PDF manuals from two producers (gropdf, OpenOffice.org): 22 pages, 17 questions with a gold page, and the
+    # 10 unanswerable ones of the PDF dev split. Measured: recall@5 1.0, page-hit@5 1.0, 7 of 10 abstained.
+    GateSlice(
+        "pdf",
+        ("automake.pdf", "argtable2-intro.pdf"),
+        (None,),
+        {"recall@5": 0.94, "page_hit@5": 0.88, "abstain_rate": 0.5},
+    ),
 ]
-# Measured on 2026-11-27 (hybrid, 254/48-token chunks, threshold 0.41): recall@5 1.000, MRR@10 0.994,
-# page-hit@5 0.929, abstain rate 0.95, answered rate 0.976, over 103 questions and 517 chunks.
-FLOORS = {"recall@5": 0.95, "mrr@10": 0.93, "page_hit@5": 0.85, "abstain_rate": 0.85}
 
 
-@pytest.fixture(scope="module")
-def gate_set(tmp_path_factory):
-    docs_dir = EVAL / "docs"
-    missing = [name for name in GATE_DOCS if not (docs_dir / name).exists()]
-    if missing:
-        pytest.fail(f"the evaluation documents are missing ({', '.join(missing)}): run `make eval-data`")
-    root = tmp_path_factory.mktemp("gate")
+def _slice(root: Path, gate: GateSlice) -> tuple[Path, Path, int]:
+    source = EVAL / gate.name
+    names = [p.name for p in sorted((source / "docs").glob("*")) if p.name.startswith(gate.doc_prefixes)]
+    if not names:
+        pytest.fail(f"the {gate.name} evaluation documents are missing: run `make eval-data`")
     (root / "docs").mkdir()
-    for name in GATE_DOCS:
-        shutil.copy(docs_dir / name, root / "docs" / name)
-    lines = [json.loads(line) for line in (EVAL / "questions.jsonl").read_text().splitlines() if line.strip()]
-    subset = [q for q in lines if q.get("doc") is None or q["doc"] in GATE_DOCS]
-    (root / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in subset) + "\n")
+    for name in names:
+        shutil.copy(source / "docs" / name, root / "docs" / name)
+    rows = [json.loads(line) for line in (source / "questions.jsonl").read_text().splitlines() if line.strip()]
+    subset = [
+        row
+        for row in rows
+        if row["split"] == "dev" and (row["doc"] in names if row["doc"] else row.get("source") in gate.unanswerable)
+    ]
+    (root / "questions.jsonl").write_text("\n".join(json.dumps(row) for row in subset) + "\n")
     return root / "docs", root / "questions.jsonl", len(subset)
 
 
-def test_retrieval_quality_stays_above_its_floor(gate_set, embedder):
-    docs, questions, count = gate_set
+@pytest.mark.parametrize("gate", SLICES, ids=[gate.name for gate in SLICES])
+def test_retrieval_quality_stays_above_its_floor(gate, tmp_path, embedder):
+    docs, questions, count = _slice(tmp_path, gate)
     settings = Settings(_env_file=None)
     report = evaluate(
         docs, questions, settings=settings, modes=(settings.retrieval_mode,), embedder=embedder, baseline=False
     )
     figures = report["modes"][settings.retrieval_mode]
-    assert figures["questions"] == count and figures["unanswerable"] == 20
+    assert figures["questions"] == count and figures["unanswerable"] > 0
     measured = {
         "recall@5": figures["recall@5"],
         "mrr@10": figures["mrr@10"],
         "page_hit@5": figures["page_hit@5"],
-        # With the shipped threshold: how many unanswerable questions get "not found".
+        # With the shipped thresholds: how many unanswerable questions get "not found".
         "abstain_rate": figures["abstention_at_setting"]["abstain_rate"],
     }
-    below = {name: (measured[name], floor) for name, floor in FLOORS.items() if measured[name] < floor}
+    print(f"\n{gate.name} gate: {measured}")
+    below = {name: (measured[name], floor) for name, floor in gate.floors.items() if measured[name] < floor}
     assert not below, f"retrieval quality fell below its floor (measured, floor): {below}; all: {measured}"
-    # Answerable questions must still be answered with the shipped threshold.
+    # Answerable questions must still be answered with the shipped thresholds.
     assert figures["abstention_at_setting"]["answered_rate"] >= 0.95

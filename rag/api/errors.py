@@ -38,6 +38,7 @@ from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
 from rag.prompting import PromptTooLong
 from rag.retrieval import CollectionNotFound
 from rag.runtime import ServiceNotReady
+from rag.store import EmbeddingModelMismatch
 
 
 class ApiError(Exception):
@@ -54,7 +55,7 @@ _DESCRIPTIONS = {
     403: "The API key may not use this collection",
     404: "No such document or collection (also for one this key may not see)",
     405: "Method not allowed",
-    409: "Conflict: the same file is being deleted",
+    409: "Conflict: the same file is being deleted, or the collection needs `rag reindex`",
     413: "Too large: the request, a file, or a batch larger than the queue",
     415: "Unsupported file type",
     422: "Validation error",
@@ -91,6 +92,7 @@ def status_for_document_error(error: DocumentError) -> int:
 _PLAIN_ERRORS: dict[type[Exception], tuple[int, dict[str, str] | None]] = {
     BatchTooLarge: (413, None),
     DocumentBeingDeleted: (409, None),
+    EmbeddingModelMismatch: (409, None),
     QueueFull: (429, {"Retry-After": "30"}),
     ServiceNotReady: (503, {"Retry-After": "10"}),
     StoreError: (503, {"Retry-After": "10"}),

@@ -120,7 +120,7 @@ async def list_models(llm: LLMDep, runtime: RuntimeDep, _: PrincipalDep) -> dict
     "/chat/completions",
     responses={
         200: {"content": {"application/json": {}, "text/event-stream": {}}},
-        **error_responses(400, 401, 403, 404, 413, 422, 502, 503, 504),
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503, 504),
     },
 )
 async def chat_completions(
@@ -147,6 +147,8 @@ async def chat_completions(
             "usage": answer.usage.as_dict(),
             "citations": [c.as_dict() for c in answer.citations],
             "abstained": answer.abstained,
+            "abstain_reason": answer.abstain_reason,
+            "closest": [c.as_dict() for c in answer.closest],
         }
     prepared = await service.prepare(question)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -196,6 +198,8 @@ async def _chunks(
         {"role": "assistant", "content": ""},
         citations=[c.as_dict() for c in prepared.citations],
         abstained=prepared.abstained,
+        abstain_reason=prepared.abstain_reason,
+        closest=[c.as_dict() for c in prepared.closest],
     )
     try:
         async for delta in service.stream(prepared, question):

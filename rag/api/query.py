@@ -25,7 +25,9 @@ from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
 router = APIRouter(prefix="/v1", tags=["questions"])
 
 
-@router.post("/retrieve", response_model=RetrieveResponse, responses=error_responses(400, 401, 403, 404, 413, 422, 503))
+@router.post(
+    "/retrieve", response_model=RetrieveResponse, responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503)
+)
 async def retrieve(
     body: RetrieveRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep
 ) -> RetrieveResponse:
@@ -40,7 +42,7 @@ async def retrieve(
     response_model=QueryResponse,
     responses={
         200: {"content": {"text/event-stream": {}}},
-        **error_responses(400, 401, 403, 404, 413, 422, 502, 503, 504),
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503, 504),
     },
 )
 async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep):
@@ -68,6 +70,8 @@ async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, 
             abstained=answer.abstained,
             finish_reason=answer.finish_reason,
             timings=answer.timings,
+            abstain_reason=answer.abstain_reason,
+            closest=[c.as_dict() for c in answer.closest],
         )
     # Retrieval and prompt packing happen before the response starts, so their errors are real HTTP errors.
     prepared = await service.prepare(question)
@@ -86,6 +90,8 @@ async def _sse(service: QueryService, prepared: Prepared, question: Question) ->
         {
             "citations": [c.as_dict() for c in prepared.citations],
             "abstained": prepared.abstained,
+            "abstain_reason": prepared.abstain_reason,
+            "closest": [c.as_dict() for c in prepared.closest],
             "model": prepared.model,
         },
     )

@@ -272,3 +272,7 @@ class QueryResponse(BaseModel):
     abstained: bool
     finish_reason: str | None
     timings: dict[str, float]
+    abstain_reason: str | None = Field(default=None, description="Why the answer is 'not found' (when it is).")
+    closest: list[CitationOut] = Field(
+        default_factory=list, description="When abstaining: the closest passages, with their scores."
+    )

@@ -1,0 +1,32 @@
+"""When to answer "not found" instead of asking the LLM: the rule, and the reason given to the person.
+
+Two signs that the documents do not hold the answer, calibrated together on the evaluation's dev split
+(README, "Retrieval quality"): the best passage's cosine similarity is low, or the question names something
+that no chunk of the collection mentions (a word of it is in no chunk) and the best passage is only
+moderately similar. Questions about something the documents never mention often score as high as real ones
+by meaning alone; the unknown word is what gives them away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AbstentionPolicy:
+    below_score: float  # RAG_ABSTAIN_BELOW_SCORE
+    unknown_words_below_score: float  # RAG_ABSTAIN_UNKNOWN_WORDS_BELOW_SCORE
+
+    def reason(self, best_score: float | None, unknown_words: list[str]) -> str | None:
+        """Why to abstain, in words; None to answer."""
+        if best_score is None:
+            return "no passage matched the question"
+        if best_score < self.below_score:
+            return f"the closest passage's similarity {best_score:.2f} is below {self.below_score:.2f}"
+        if unknown_words and best_score < self.unknown_words_below_score:
+            words = ", ".join(repr(word) for word in unknown_words[:5])
+            return (
+                f"no document mentions {words}, and the closest passage's similarity {best_score:.2f} is below"
+                f" {self.unknown_words_below_score:.2f}"
+            )
+        return None
