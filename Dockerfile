@@ -2,13 +2,17 @@
 # The API image. `api` (default, used by compose.yaml) talks to a vLLM server; `cpu` (compose.cpu.yaml)
 # also carries the vLLM CPU engine and the small SmolLM2 model, and starts them itself.
 ARG PYTHON_VERSION=3.11
+# The PyTorch wheel index: CPU by default; compose.yaml builds the API with a CUDA build
+# (https://download.pytorch.org/whl/cu128) so it can embed on the GPU it shares with vLLM.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
 FROM python:${PYTHON_VERSION}-slim AS build
+ARG TORCH_INDEX
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# CPU PyTorch first: the API only embeds (a small model); generation happens on the GPU, in vLLM.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# PyTorch first, from the chosen index: the API only embeds; generation happens in vLLM.
+RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX}
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ingest ./ingest

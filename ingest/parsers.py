@@ -36,10 +36,18 @@ class ParsedDocument:
     title: str | None = None  # from the document itself (PDF metadata, <title>, first heading)
 
 
-def parse(path: Path, doc_type: DocType, limits: IngestLimits | None = None) -> ParsedDocument:
-    """The document's text, within ``limits`` (a DocumentError names the limit a document goes over)."""
+PageCallback = Callable[[int, int], None]
+
+
+def parse(
+    path: Path, doc_type: DocType, limits: IngestLimits | None = None, on_page: PageCallback | None = None
+) -> ParsedDocument:
+    """The document's text, within ``limits`` (a DocumentError names the limit a document goes over).
+
+    ``on_page(pages_read, pages)`` is called as each page of a PDF is read, so a long PDF shows progress
+    while it is parsed."""
     limits = limits or IngestLimits()
-    parsed = _PARSERS[doc_type](path, limits)
+    parsed = _parse_pdf(path, limits, on_page) if doc_type is DocType.PDF else _PARSERS[doc_type](path, limits)
     if not any(section.text.strip() for section in parsed.sections):
         if doc_type is DocType.PDF:
             raise DocumentError("the PDF has no extractable text (scanned pages or images only?); OCR is not supported")
@@ -95,7 +103,31 @@ class _PageTooLong(Exception):
     pass
 
 
-def _page_text(page, max_chars: int) -> str:
+class _CutWordRepair:
+    """Re-extracts pages whose words came out cut apart in pypdf's layout mode, which places glyphs by their
+    coordinates and so joins what the plain mode cut ("automak e"). Layout mode costs ~3x a plain
+    extraction, and lone letters also mark maths pages, where it does not help. Cut words come from how a
+    producer places glyphs, so once it has gained nothing on GIVE_UP_AFTER pages of a document (and
+    helped on none), it is not tried again for that document."""
+
+    GIVE_UP_AFTER = 4
+
+    def __init__(self) -> None:
+        self.tried_in_vain = 0
+        self.helped = False
+
+    def __call__(self, page, text: str) -> str:
+        if (self.tried_in_vain >= self.GIVE_UP_AFTER and not self.helped) or cut_word_share(text) <= 0.03:
+            return text
+        laid_out = page.extract_text(extraction_mode="layout") or ""  # bounded by the plain text's length
+        if cut_word_share(laid_out) < cut_word_share(text) / 2:
+            self.helped = True
+            return laid_out
+        self.tried_in_vain += 1
+        return text
+
+
+def _page_text(page, max_chars: int, repair_cut_words: _CutWordRepair) -> str:
     """A page's text, given up as soon as it passes ``max_chars``: a small PDF can inflate to megabytes of
     text on one page (seen: 51 KB to 20 MB, which became 78,309 chunks), and text past the limit is never
     used anyway."""
@@ -107,17 +139,10 @@ def _page_text(page, max_chars: int) -> str:
         if seen > max_chars:
             raise _PageTooLong
 
-    text = page.extract_text(visitor_text=count) or ""
-    if cut_word_share(text) > 0.03:
-        # The layout mode places glyphs by their coordinates, which joins what the plain mode cut apart
-        # (it is slower, so only for pages that need it). Its length is bounded by the plain text's.
-        laid_out = page.extract_text(extraction_mode="layout") or ""
-        if cut_word_share(laid_out) < cut_word_share(text) / 2:
-            return laid_out
-    return text
+    return repair_cut_words(page, page.extract_text(visitor_text=count) or "")
 
 
-def _parse_pdf(path: Path, limits: IngestLimits) -> ParsedDocument:
+def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = None) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -144,9 +169,10 @@ def _parse_pdf(path: Path, limits: IngestLimits) -> ParsedDocument:
     sections: list[Section] = []
     failed = 0
     total = 0
+    repair_cut_words = _CutWordRepair()
     for number in range(1, page_count + 1):
         try:
-            text = _page_text(pages[number - 1], limits.max_page_chars)
+            text = _page_text(pages[number - 1], limits.max_page_chars, repair_cut_words)
         except _PageTooLong:
             raise DocumentError(
                 f"page {number} has more than {limits.max_page_chars:,} characters of text, the most read from one"
@@ -159,6 +185,8 @@ def _parse_pdf(path: Path, limits: IngestLimits) -> ParsedDocument:
         text = normalise(repair_tex_codes(text))
         text = drop_dot_leaders(restore_spaces(text))
         sections.append(Section(text, page=number))
+        if on_page is not None:
+            on_page(number, page_count)
         total += len(sections[-1].text)
         if total > limits.max_document_chars:  # stop reading now rather than after the last page
             raise document_too_long(f"more than {limits.max_document_chars:,}", limits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -12,7 +13,7 @@ from ingest.chunking import Chunker
 from ingest.detect import DocType
 from ingest.errors import DocumentError, StoreError
 from ingest.limits import IngestLimits
-from ingest.parsers import parse
+from ingest.parsers import PageCallback, parse
 from ingest.ports import Chunk, ChunkStore, Embedder, MetadataValue
 from ingest.records import DocumentRecord
 
@@ -66,15 +67,24 @@ class DocumentPipeline:
         chunker: Chunker,
         write_batch_size: int,
         limits: IngestLimits | None = None,
+        parse_pool: Executor | None = None,
     ):
         self._embedder = embedder
+        # Processes to parse in, where parsing is the limit (a GPU embeds faster than one core parses);
+        # None: parse in the calling thread, reporting pages as they are read.
+        self._parse_pool = parse_pool
         self._store = store
         self._chunker = chunker
         self.batch_size = write_batch_size
         self._limits = limits or IngestLimits()
 
-    def plan(self, path: Path, doc_type: DocType, filename: str | None = None) -> Plan:
-        parsed = parse(path, doc_type, self._limits)
+    def plan(
+        self, path: Path, doc_type: DocType, filename: str | None = None, on_page: PageCallback | None = None
+    ) -> Plan:
+        if self._parse_pool is not None:
+            parsed = self._parse_pool.submit(parse, path, doc_type, self._limits).result()
+        else:
+            parsed = parse(path, doc_type, self._limits, on_page)
         chunks = self._chunker.split(parsed, fallback_title=title_from_filename(filename) if filename else None)
         if len(chunks) > self._limits.max_document_chunks:
             raise DocumentError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # How often an idle worker looks at the queue even when not woken (another process may have queued).
 POLL_SECONDS = 2.0
+# How often the pages read so far are recorded while a PDF is parsed.
+PAGE_PROGRESS_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -125,7 +128,20 @@ class IngestWorker:
         path = self._service.files.path(record.id)
         if not path.exists():
             raise DocumentError("the uploaded file is missing from storage; upload it again")
-        return self._pipeline.plan(path, DocType(record.content_type), record.filename)
+        return self._pipeline.plan(path, DocType(record.content_type), record.filename, self._page_recorder(record.id))
+
+    def _page_recorder(self, document_id: str) -> Callable[[int, int], None]:
+        """Records pages read as a PDF is parsed, at most every PAGE_PROGRESS_SECONDS (one SQLite write)."""
+        last = 0.0
+
+        def record_pages(pages_parsed: int, pages: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PAGE_PROGRESS_SECONDS or pages_parsed == pages:
+                last = now
+                self._records.set_parsing(document_id, pages_parsed=pages_parsed, pages=pages)
+
+        return record_pages
 
     def _advance(self, job: _Job) -> bool:
         """Write the job's next batch (starting it first if need be). Returns whether it is finished."""

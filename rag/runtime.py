@@ -7,7 +7,10 @@ in the background: uploads are accepted meanwhile and wait in the queue; /readyz
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
+from concurrent.futures import ProcessPoolExecutor
 
 from ingest.chunking import Chunker
 from ingest.files import FileStore
@@ -26,11 +29,22 @@ log = logging.getLogger(__name__)
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.embedder import SentenceTransformerEmbedder, choose_backend
 
+    backend, device = choose_backend(settings.embedding_backend, settings.embedding_device)
+    if backend in ("onnx", "onnx-int8"):
+        from rag.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(
+            settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            models_dir=settings.models_dir,
+            threads=settings.embedding_threads,
+            int8=backend == "onnx-int8",
+        )
     return SentenceTransformerEmbedder(
         settings.embedding_model,
-        device=settings.embedding_device,
+        device=device,
         batch_size=settings.embedding_batch_size,
         models_dir=settings.models_dir,
     )
@@ -59,6 +73,7 @@ class Runtime:
         self.chunk_store = HybridChunkStore(self.store, self.keywords)
         self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
         self.embedder: Embedder | None = embedder
+        self._parse_pool: ProcessPoolExecutor | None = None
         self._events = events
         self.worker: IngestWorker | None = None
         self.startup_error: str | None = None
@@ -128,8 +143,21 @@ class Runtime:
             max_tokens=embedder.max_tokens,
             context_tokens=self.settings.chunk_context_tokens,
         )
+        processes = self.settings.parse_processes
+        if processes is None:  # auto: a pool only when the embedder outruns one core of parsing (a GPU)
+            on_gpu = str(getattr(embedder, "device", "cpu")).startswith("cuda")
+            processes = (os.cpu_count() or 1) if on_gpu else 0
+        if processes and self._parse_pool is None:
+            # spawn, not fork: this process already runs threads (the server, PyTorch's pools).
+            self._parse_pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            log.info("parsing documents in %d processes", processes)
         return DocumentPipeline(
-            embedder, self.chunk_store, chunker, self.settings.write_batch_size, self.settings.ingest_limits
+            embedder,
+            self.chunk_store,
+            chunker,
+            self.settings.write_batch_size,
+            self.settings.ingest_limits,
+            parse_pool=self._parse_pool if processes else None,
         )
 
     def retriever(self) -> Retriever:
@@ -152,6 +180,8 @@ class Runtime:
             self.local_llm.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self._parse_pool is not None:
+            self._parse_pool.shutdown(wait=False, cancel_futures=True)
         self.records.close()
         self.keywords.close()
 

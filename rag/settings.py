@@ -33,7 +33,12 @@ class Settings(BaseSettings):
     # Embeddings: a model name or a local path. The two packaged models (rag/embedding_models.py) load
     # offline from PyPI packages; a collection remembers its model and refuses another (`rag reindex`).
     embedding_model: str = PACKAGED_EMBEDDING_MODEL
-    embedding_device: str = "cpu"
+    # auto: PyTorch (fp16 on a GPU); onnx / onnx-int8: ONNX Runtime on the CPU (rag/embedder.py, choose_backend).
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
+    embedding_device: str = Field(default="auto", description="auto (a GPU if PyTorch sees one), cpu, cuda, cuda:1")
+    embedding_threads: int = Field(
+        default=0, ge=0, le=256, description="ONNX Runtime's threads; 0 = every core this process may use."
+    )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
 
     # Chunking, measured in the embedding model's own tokens so the embedder never truncates a chunk.
@@ -61,6 +66,13 @@ class Settings(BaseSettings):
     max_document_chunks: int = Field(default=20_000, ge=1, description="Chunks stored for one document.")
     max_filter_documents: int = Field(default=1000, ge=1, le=10_000, description="Ids in filters.document_ids.")
     write_batch_size: int = Field(default=64, ge=1, le=5000, description="Chunks embedded and written at once.")
+    parse_processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=256,
+        description="Processes parsing documents; unset = one per core when embedding on a GPU, else 0"
+        " (parsing in the worker's reader threads, with page progress).",
+    )
     ingest_active_documents: int = Field(
         default=4, ge=1, le=64, description="Documents one worker ingests at once, a batch of each in turn."
     )

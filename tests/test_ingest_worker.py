@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from ingest.records import Status
+from rag.documents import DocumentReader
 from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from tests import documents as docs
@@ -189,3 +190,48 @@ def test_recovery_leaves_alone_what_a_live_process_holds(runtime_factory):
         other.wait()
     runtime.ingest.recover()
     assert runtime.records.get(record.id).status is Status.QUEUED
+
+
+def test_progress_moves_while_a_pdf_is_parsed(runtime_factory, monkeypatch):
+    import ingest.worker
+
+    monkeypatch.setattr(ingest.worker, "PAGE_PROGRESS_SECONDS", 0.0)  # record every page
+    runtime, _ = runtime_factory(gated=False)
+    runtime.start(run_worker=False, wait=True)
+    record = submit(runtime, "almanac.pdf", docs.ALMANAC_PDF)
+    seen = []
+    set_parsing = runtime.records.set_parsing
+
+    def watch(document_id, **values):
+        assert set_parsing(document_id, **values)
+        seen.append(runtime.records.get(document_id))
+        return True
+
+    monkeypatch.setattr(runtime.records, "set_parsing", watch)
+    runtime.worker.run_once()
+    # Before a single chunk exists, the record already says how many pages there are and how far it got.
+    assert [(r.pages_parsed, r.pages, r.chunks) for r in seen] == [(1, 3, None), (2, 3, None), (3, 3, None)]
+    assert [r.progress for r in seen] == sorted(r.progress for r in seen) and 0 < seen[0].progress < seen[-1].progress
+    assert seen[-1].progress <= 0.1
+    done = runtime.records.get(record.id)
+    assert done.status is Status.READY and done.progress == 1.0 and done.pages_parsed == 3
+
+
+def test_documents_parsed_in_a_process_pool_come_out_the_same(runtime_factory):
+    # A GPU host parses in processes (the embedder outruns one core of pypdf); the chunks must not change,
+    # and a document's error must still come back with its reason.
+    chunk_lists = {}
+    for processes in (0, 2):
+        runtime, _ = runtime_factory(gated=False, parse_processes=processes)
+        runtime.start(run_worker=False, wait=True)
+        assert (runtime._parse_pool is not None) == (processes > 0)
+        good = submit(runtime, "almanac.pdf", docs.ALMANAC_PDF)
+        bad = submit(runtime, "truncated.pdf", docs.ALMANAC_PDF[: len(docs.ALMANAC_PDF) // 3])
+        runtime.worker.drain()
+        assert runtime.records.get(good.id).status is Status.READY
+        failed = runtime.records.get(bad.id)
+        assert failed.status is Status.FAILED and "PDF" in failed.error, failed.error
+        page = DocumentReader(runtime.records, runtime.store).chunks(good.id, limit=1000, offset=0)
+        chunk_lists[processes] = [chunk.text for chunk in page.chunks]
+        runtime.stop()
+    assert chunk_lists[0] and chunk_lists[0] == chunk_lists[2]

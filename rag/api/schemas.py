@@ -71,8 +71,11 @@ class DocumentOut(BaseModel):
     bytes: int
     sha256: str
     pages: int | None
+    pages_parsed: int = Field(description="Pages of a PDF read so far (it moves while a long PDF is parsed).")
     chunks: int | None
-    progress: float
+    progress: float = Field(
+        description="0 to 1: reading the pages counts for the first tenth, writing chunks for the rest."
+    )
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
@@ -89,6 +92,7 @@ class DocumentOut(BaseModel):
             bytes=record.bytes,
             sha256=record.sha256,
             pages=record.pages,
+            pages_parsed=record.pages_parsed,
             chunks=record.chunks,
             progress=record.progress,
             metadata=record.metadata,

@@ -1,0 +1,75 @@
+"""PyTorch against ONNX Runtime for the embedding model, on real chunks, alternating in one process.
+
+    python bench/embedding_backends.py [--model NAME] [--rounds 3] [--threads 2] [--folder data/eval/pdf/docs]
+
+The chunks are the service's own (parsed and chunked as ingestion does) from the PDFs in the folder, at
+most --max-chunks of them. Each round embeds them all with each backend in turn; the figures are medians.
+Also printed: the lowest cosine between the two backends' vectors (the same model must give the same
+vectors). Threads: PyTorch's (torch.set_num_threads) and ONNX Runtime's intra-op pool get the same number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+
+from ingest.chunking import Chunker  # noqa: E402
+from ingest.detect import DocType  # noqa: E402
+from ingest.parsers import parse  # noqa: E402
+from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
+from rag.embedding_models import MINILM  # noqa: E402
+from rag.onnx_embedder import OnnxEmbedder  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=MINILM)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--folder", type=Path, default=Path("data/eval/pdf/docs"))
+    parser.add_argument("--max-chunks", type=int, default=600)
+    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    backends = {
+        "pytorch": SentenceTransformerEmbedder(args.model, device="cpu", models_dir=args.models_dir),
+        "onnxruntime": OnnxEmbedder(args.model, models_dir=args.models_dir, threads=args.threads),
+    }
+    chunker = Chunker(backends["pytorch"].count_tokens, chunk_tokens=254, overlap_tokens=48, max_tokens=254)
+    texts: list[str] = []
+    for pdf in sorted(args.folder.glob("*.pdf")):
+        texts += [chunk.text for chunk in chunker.split(parse(pdf, DocType.PDF))]
+        if len(texts) >= args.max_chunks:
+            break
+    texts = texts[: args.max_chunks]
+    for embedder in backends.values():
+        embedder.embed(texts[:8])  # warm-up
+    seconds: dict[str, list[float]] = {name: [] for name in backends}
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(args.rounds):
+        for name, embedder in backends.items():
+            start = time.perf_counter()
+            vectors[name] = embedder.embed(texts)
+            seconds[name].append(time.perf_counter() - start)
+    agreement = float(np.min(np.sum(vectors["pytorch"] * vectors["onnxruntime"], axis=1)))
+    print(f"{args.model}: {len(texts)} chunks, {args.threads} threads each, {args.rounds} alternating rounds")
+    for name in backends:
+        median = statistics.median(seconds[name])
+        print(f"  {name:12s} {median:7.2f} s  {len(texts) / median:7.1f} chunks/s  (runs: {seconds[name]})")
+    ratio = statistics.median(seconds["pytorch"]) / statistics.median(seconds["onnxruntime"])
+    print(f"  ONNX Runtime / PyTorch speed: {ratio:.2f}x; lowest cosine between their vectors: {agreement:.6f}")
+
+
+if __name__ == "__main__":
+    main()
