@@ -21,6 +21,7 @@ from ingest.service import IngestService
 from ingest.worker import IngestWorker
 from rag.keyword import HybridChunkStore, KeywordIndex
 from rag.local_llm import LocalVLLM
+from rag.query_batching import BatchingEmbedder
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import ChromaStore
@@ -74,6 +75,7 @@ class Runtime:
         self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
         self.embedder: Embedder | None = embedder
         self._parse_pool: ProcessPoolExecutor | None = None
+        self._query_embedder: BatchingEmbedder | None = None
         self._events = events
         self.worker: IngestWorker | None = None
         self.startup_error: str | None = None
@@ -123,6 +125,8 @@ class Runtime:
         try:
             if self.embedder is None:
                 self.embedder = load_embedder(self.settings)
+            # Questions asked at the same time share one forward pass (rag/query_batching.py).
+            self._query_embedder = BatchingEmbedder(self.embedder)
             self.worker = IngestWorker(
                 self.ingest,
                 self.make_pipeline(self.embedder),
@@ -161,12 +165,12 @@ class Runtime:
         )
 
     def retriever(self) -> Retriever:
-        if self.embedder is None or self.worker is None:
+        if self._query_embedder is None or self.worker is None:
             raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
         return Retriever(
             self.records,
             self.store,
-            self.embedder,
+            self._query_embedder,
             self.keywords,
             mode=self.settings.retrieval_mode,
             candidates=self.settings.retrieval_candidates,
