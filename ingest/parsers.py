@@ -320,8 +320,8 @@ def _parse_text(path: Path, limits: IngestLimits) -> ParsedDocument:
     return ParsedDocument([Section(normalise(_read_text(path)))])
 
 
+# The formats without pages (PDF is parsed by _parse_pdf, which reports pages as it reads them).
 _PARSERS: dict[DocType, Callable[[Path, IngestLimits], ParsedDocument]] = {
-    DocType.PDF: _parse_pdf,
     DocType.DOCX: _parse_docx,
     DocType.HTML: _parse_html,
     DocType.MARKDOWN: _parse_markdown,

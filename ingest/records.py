@@ -106,11 +106,9 @@ class DocumentRecord:
             return 1.0
         if self.status is not Status.PROCESSING:
             return 0.0
-        parsed = self.pages_parsed / self.pages if self.pages else 0.0
-        if self.chunks:
-            parsed = 1.0
-        written = self.chunks_written / self.chunks if self.chunks else 0.0
-        return round(PARSE_SHARE * parsed + (1 - PARSE_SHARE) * written, 4)
+        if self.chunks:  # parsed and chunked: writing
+            return round(PARSE_SHARE + (1 - PARSE_SHARE) * self.chunks_written / self.chunks, 4)
+        return round(PARSE_SHARE * self.pages_parsed / self.pages, 4) if self.pages else 0.0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> DocumentRecord:

@@ -17,16 +17,26 @@ class AbstentionPolicy:
     below_score: float  # RAG_ABSTAIN_BELOW_SCORE
     unknown_words_below_score: float  # RAG_ABSTAIN_UNKNOWN_WORDS_BELOW_SCORE
 
+    def unknown_words_matter(self, best_score: float | None) -> bool:
+        """Whether unknown words can change the decision: the score alone settles it outside this band, so
+        the words need not be looked up there."""
+        return best_score is not None and self.below_score <= best_score < self.unknown_words_below_score
+
+    def abstains(self, best_score: float | None, has_unknown_words: bool) -> bool:
+        if best_score is None or best_score < self.below_score:
+            return True
+        return has_unknown_words and self.unknown_words_matter(best_score)
+
     def reason(self, best_score: float | None, unknown_words: list[str]) -> str | None:
         """Why to abstain, in words; None to answer."""
+        if not self.abstains(best_score, bool(unknown_words)):
+            return None
         if best_score is None:
             return "no passage matched the question"
         if best_score < self.below_score:
             return f"the closest passage's similarity {best_score:.2f} is below {self.below_score:.2f}"
-        if unknown_words and best_score < self.unknown_words_below_score:
-            words = ", ".join(repr(word) for word in unknown_words[:5])
-            return (
-                f"no document mentions {words}, and the closest passage's similarity {best_score:.2f} is below"
-                f" {self.unknown_words_below_score:.2f}"
-            )
-        return None
+        words = ", ".join(repr(word) for word in unknown_words[:5])
+        return (
+            f"no document mentions {words}, and the closest passage's similarity {best_score:.2f} is below"
+            f" {self.unknown_words_below_score:.2f}"
+        )

@@ -135,21 +135,17 @@ class QueryService:
             self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
         return hits
 
-    def _search_and_assess(self, q: Question) -> tuple[list[ChunkHit], list[str]]:
-        return (
-            self._retriever.search(q.collection, q.question, q.top_k, q.filters),
-            self._retriever.unknown_words(q.collection, q.question),
-        )
-
     async def prepare(self, q: Question) -> Prepared:
         started = time.perf_counter()
-        hits, unknown_words = await run_in_threadpool(self._search_and_assess, q)
-        if self._metrics:
-            self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
-        retrieval_ms = _ms(started)
+        hits = await self.retrieve(q.collection, q.question, q.top_k, q.filters)
         policy = self._settings.abstention
+        best_score = max((hit.score for hit in hits), default=None)
+        unknown_words: list[str] = []
+        if policy.unknown_words_matter(best_score):  # one keyword-index lookup per word: only when it can decide
+            unknown_words = await run_in_threadpool(self._retriever.unknown_words, q.collection, q.question)
+        retrieval_ms = _ms(started)
         relevant = [hit for hit in hits if hit.score >= policy.below_score]
-        reason = policy.reason(max((hit.score for hit in hits), default=None), unknown_words)
+        reason = policy.reason(best_score, unknown_words)
         if reason is not None:
             # Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up).
             closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]

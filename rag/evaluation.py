@@ -154,16 +154,16 @@ def run_questions(
     return results
 
 
-def _abstains(result: QuestionResult, policy: AbstentionPolicy) -> bool:
-    return policy.reason(result.top_score, ["?"] * result.unknown_words) is not None
-
-
 def abstention(results: list[QuestionResult], policy: AbstentionPolicy) -> dict[str, float | None]:
     """How often answerable questions are answered and unanswerable ones abstained under ``policy``."""
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
-    answered = sum(not _abstains(r, policy) for r in answerable) / len(answerable) if answerable else None
-    abstained = sum(_abstains(r, policy) for r in unanswerable) / len(unanswerable) if unanswerable else None
+
+    def abstains(result: QuestionResult) -> bool:
+        return policy.abstains(result.top_score, result.unknown_words > 0)
+
+    answered = sum(not abstains(r) for r in answerable) / len(answerable) if answerable else None
+    abstained = sum(abstains(r) for r in unanswerable) / len(unanswerable) if unanswerable else None
     return {
         "threshold": round(policy.below_score, 4),
         "unknown_words_threshold": round(policy.unknown_words_below_score, 4),
