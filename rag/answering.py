@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -10,9 +12,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from rag.documents import WholeDocuments
+from rag.evidence import EvidenceFinder, GroundedSentence, Quote, SourceEvidence
+from rag.followup import fuse, retrieval_queries
 from rag.llm import Delta, LLMClient, Message, Usage
 from rag.metrics import Metrics
-from rag.prompting import NOT_FOUND_ANSWER, TokenCountCache, pack_prompt
+from rag.prompting import NOT_FOUND_ANSWER, PackedPrompt, PromptTooLong, TokenCountCache, pack_prompt
 from rag.retrieval import Filters, Retriever
 from rag.settings import Settings
 from rag.store import ChunkHit
@@ -32,14 +37,31 @@ class Question:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    n: int
+    n: int  # the number the prompt gave the source, and the answer's markers use
     document_id: str
     filename: str
     page: int | None
     text: str
-    score: float
+    score: float  # retrieval: cosine similarity to the question
+    chunk_start: int | None = None  # where the chunk's text starts in the document
+    # Evidence, once the answer is known (rag/evidence.py):
+    quote: Quote | None = None
+    cited: bool = False
+    support: float | None = None
+
+    def with_evidence(self, evidence: SourceEvidence) -> Citation:
+        return dataclasses.replace(self, quote=evidence.quote, cited=evidence.cited, support=evidence.support)
 
     def as_dict(self) -> dict[str, Any]:
+        quote = None
+        if self.quote is not None:
+            offset = self.chunk_start or 0
+            quote = {
+                "text": self.quote.text,
+                "start": offset + self.quote.start,
+                "end": offset + self.quote.end,
+                "score": self.quote.score,
+            }
         return {
             "n": self.n,
             "document_id": self.document_id,
@@ -47,7 +69,21 @@ class Citation:
             "page": self.page,
             "text": self.text,
             "score": round(self.score, 4),
+            "quote": quote,
+            "cited": self.cited,
+            "support": self.support,
         }
+
+
+def grounding_dict(sentence: GroundedSentence) -> dict[str, Any]:
+    return {
+        "text": sentence.text,
+        "start": sentence.start,
+        "end": sentence.end,
+        "citations": sentence.citations,
+        "support": sentence.support,
+        "supported": sentence.supported,
+    }
 
 
 @dataclass(slots=True)
@@ -63,6 +99,8 @@ class Prepared:
     prompt_ms: float
     abstain_reason: str | None = None
     closest: list[Citation] = field(default_factory=list)
+    retrieval_query: str = ""  # what was searched: the question, or it with the conversation's subject
+    context: str = "chunks"  # what the prompt holds: "chunks", or "documents" (whole, when they fit)
 
 
 @dataclass(slots=True)
@@ -76,11 +114,32 @@ class Answer:
     timings: dict[str, float]
     abstain_reason: str | None = None
     closest: list[Citation] = field(default_factory=list)
+    grounding: list[GroundedSentence] = field(default_factory=list)
+    retrieval_query: str = ""
+    context: str = "chunks"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The end of a streamed answer: why it stopped, its usage, and its evidence."""
+
+    finish_reason: str | None
+    usage: Usage
+    citations: list[Citation]
+    grounding: list[GroundedSentence]
 
 
 def _citation(n: int, hit: ChunkHit) -> Citation:
     meta = hit.metadata
-    return Citation(n, meta.get("document_id", ""), meta.get("filename", ""), meta.get("page"), hit.text, hit.score)
+    return Citation(
+        n,
+        meta.get("document_id", ""),
+        meta.get("filename", ""),
+        meta.get("page"),
+        hit.text,
+        hit.score,
+        chunk_start=meta.get("start"),
+    )
 
 
 def _ms(since: float) -> float:
@@ -95,12 +154,16 @@ class QueryService:
         settings: Settings,
         token_counts: TokenCountCache,
         metrics: Metrics | None = None,
+        evidence: EvidenceFinder | None = None,
+        documents: WholeDocuments | None = None,
     ):
         self._retriever = retriever
         self._llm = llm
         self._settings = settings
         self._token_counts = token_counts
         self._metrics = metrics
+        self._evidence = evidence
+        self._documents = documents
 
     def question(
         self,
@@ -137,20 +200,45 @@ class QueryService:
 
     async def prepare(self, q: Question) -> Prepared:
         started = time.perf_counter()
-        hits = await self.retrieve(q.collection, q.question, q.top_k, q.filters)
+        queries = await retrieval_queries(q.question, q.history, self._settings.followup_query, self._llm)
+        searches = (self.retrieve(q.collection, text, q.top_k, q.filters) for text in queries)
+        hits = fuse(list(await asyncio.gather(*searches)), q.top_k, self._settings.rrf_k)
+        search_text = queries[0]
         policy = self._settings.abstention
         best_score = max((hit.score for hit in hits), default=None)
         unknown_words: list[str] = []
         if policy.unknown_words_matter(best_score):  # one keyword-index lookup per word: only when it can decide
-            unknown_words = await run_in_threadpool(self._retriever.unknown_words, q.collection, q.question)
+            unknown_words = await run_in_threadpool(self._retriever.unknown_words, q.collection, search_text)
         retrieval_ms = _ms(started)
         relevant = [hit for hit in hits if hit.score >= policy.below_score]
         reason = policy.reason(best_score, unknown_words)
-        if reason is not None:
+        # Documents the caller named are read whole when they fit, whatever retrieval scored: the question
+        # may be about the document as a whole ("summarise it"). A small collection is read whole only when
+        # retrieval found something relevant in it.
+        named = q.filters.document_ids is not None
+        if reason is not None and not named:
             # Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up).
             closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
-            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest)
+            closest, _ = await self.with_evidence(q.question, "", closest)
+            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest, search_text)
         started = time.perf_counter()
+        whole = await self._whole_documents(q, hits)
+        if whole is not None:
+            packed, citations = whole
+            return Prepared(
+                packed.messages,
+                citations,
+                False,
+                self._model_name(),
+                retrieval_ms,
+                _ms(started),
+                retrieval_query=search_text,
+                context="documents",
+            )
+        if reason is not None:
+            closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
+            closest, _ = await self.with_evidence(q.question, "", closest)
+            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest, search_text)
         packed = await pack_prompt(
             self._llm,
             q.question,
@@ -162,7 +250,62 @@ class QueryService:
             cache=self._token_counts,
         )
         citations = [_citation(source.n, source.hit) for source in packed.sources]
-        return Prepared(packed.messages, citations, False, self._model_name(), retrieval_ms, _ms(started))
+        prompt_ms = _ms(started)
+        return Prepared(
+            packed.messages, citations, False, self._model_name(), retrieval_ms, prompt_ms, retrieval_query=search_text
+        )
+
+    async def _whole_documents(self, q: Question, hits: list[ChunkHit]) -> tuple[PackedPrompt, list[Citation]] | None:
+        """The prompt with the documents in scope whole, and one citation per document (its best retrieved
+        chunk, for the page and the quote), or None when they do not all fit the context."""
+        if self._documents is None or not self._settings.whole_documents or q.filters.metadata:
+            return None
+        info = await self._llm.model_info()
+        budget = info.max_model_len - q.max_tokens
+        # A cheap bound before any text is fetched: each chunk adds at least its stride in new tokens.
+        stride = max(1, self._settings.chunk_tokens - self._settings.chunk_overlap_tokens)
+        records = await run_in_threadpool(
+            self._documents.in_scope, q.collection, q.filters.document_ids, budget // stride + 1
+        )
+        if not records:
+            return None
+        texts = await run_in_threadpool(lambda: [self._documents.text(record) for record in records])
+        best: dict[str, ChunkHit] = {}
+        for hit in hits:
+            best.setdefault(hit.metadata.get("document_id", ""), hit)
+        documents = [
+            ChunkHit(
+                record.id,
+                text,
+                {"document_id": record.id, "filename": record.filename, "chunk_index": 0},
+                best[record.id].score if record.id in best else 0.0,
+            )
+            for record, text in zip(records, texts, strict=True)
+            if text.strip()
+        ]
+        try:
+            packed = await pack_prompt(
+                self._llm,
+                q.question,
+                q.history,
+                documents,
+                max_tokens=q.max_tokens,
+                system_role=self._settings.llm_system_role,
+                extra_instructions=q.extra_instructions,
+                cache=self._token_counts,
+                all_or_nothing=True,
+            )
+        except PromptTooLong:  # they do not all fit: chunks it is
+            return None
+        citations = []
+        for source in packed.sources:
+            document = source.hit
+            chunk = best.get(document.id)
+            if chunk is None:
+                citations.append(Citation(source.n, document.id, document.metadata["filename"], None, "", 0.0))
+            else:
+                citations.append(dataclasses.replace(_citation(source.n, chunk), n=source.n))
+        return packed, citations
 
     def _model_name(self) -> str:
         info = getattr(self._llm, "cached_info", None)
@@ -182,34 +325,65 @@ class QueryService:
                 self.timings(prepared, 0.0),
                 prepared.abstain_reason,
                 prepared.closest,
+                retrieval_query=prepared.retrieval_query,
             )
         with self._generation() as started:
             completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
+        generation_ms = _ms(started)
+        citations, grounding = await self.with_evidence(q.question, completion.text, prepared.citations)
         return Answer(
             completion.text,
-            prepared.citations,
+            citations,
             prepared.model,
             completion.usage,
             False,
             completion.finish_reason,
-            self.timings(prepared, _ms(started)),
+            self.timings(prepared, generation_ms),
+            grounding=grounding,
+            retrieval_query=prepared.retrieval_query,
+            context=prepared.context,
         )
 
-    async def stream(self, prepared: Prepared, q: Question) -> AsyncIterator[Delta]:
-        """The answer's text as it is generated; the last item has the finish reason and usage."""
+    async def stream(self, prepared: Prepared, q: Question) -> AsyncIterator[Delta | Finished]:
+        """The answer's text as it is generated (Delta items), then one Finished item: the finish reason,
+        usage, and the citations ranked with their evidence."""
         if prepared.abstained:
             self._count("abstained")
             yield Delta(text=NOT_FOUND_ANSWER)
-            yield Delta(finish_reason="stop", usage=Usage())
+            yield Finished("stop", Usage(), [], [])
             return
         first_token = None
+        parts: list[str] = []
+        finished = False
         with self._generation() as started:
             async for delta in self._llm.stream(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature):
-                if delta.text and first_token is None:
-                    first_token = time.perf_counter()
-                    if self._metrics:
-                        self._metrics.time_to_first_token_seconds.observe(first_token - started)
-                yield delta
+                if delta.text:
+                    parts.append(delta.text)
+                    if first_token is None:
+                        first_token = time.perf_counter()
+                        if self._metrics:
+                            self._metrics.time_to_first_token_seconds.observe(first_token - started)
+                    yield delta
+                if delta.usage is not None and not finished:
+                    finished = True
+                    citations, grounding = await self.with_evidence(q.question, "".join(parts), prepared.citations)
+                    yield Finished(delta.finish_reason, delta.usage, citations, grounding)
+        if not finished:  # a server that sends no usage at the end
+            citations, grounding = await self.with_evidence(q.question, "".join(parts), prepared.citations)
+            yield Finished(None, Usage(), citations, grounding)
+
+    async def with_evidence(
+        self, question: str, answer: str, citations: list[Citation]
+    ) -> tuple[list[Citation], list[GroundedSentence]]:
+        """The citations with their quotes, best support first, and the answer's sentences grounded."""
+        if self._evidence is None or not citations:
+            return citations, []
+        by_number = {citation.n: citation for citation in citations}
+        evidence = await run_in_threadpool(
+            self._evidence.find, question, answer, {n: citation.text for n, citation in by_number.items()}
+        )
+        ranked = [by_number[n].with_evidence(evidence.sources[n]) for n in evidence.order]
+        return ranked, evidence.grounding
 
     @contextmanager
     def _generation(self) -> Iterator[float]:

@@ -238,6 +238,7 @@ def ask(
     if max_tokens:
         body["max_tokens"] = max_tokens
     citations: list[dict] = []
+    done: dict = {}
     try:
         with httpx.stream("POST", f"{url.rstrip('/')}/v1/query", json=body, timeout=httpx.Timeout(600, connect=5)) as r:
             if r.status_code != 200:
@@ -246,9 +247,12 @@ def ask(
                 raise typer.Exit(1)
             for event, data in _sse_events(r.iter_lines()):
                 if event == "citations":
-                    citations = data["citations"]
+                    citations = data["citations"] or data.get("closest") or []
                 elif event == "delta":
                     typer.echo(data["text"], nl=False)
+                elif event == "done":
+                    done = data
+                    citations = data.get("citations") or citations
                 elif event == "error":
                     typer.echo(f"\nerror: {data['detail']}", err=True)
                     raise typer.Exit(1)
@@ -256,11 +260,34 @@ def ask(
         typer.echo(f"no service answers at {url}: start it with `make serve` (or `rag serve`)", err=True)
         raise typer.Exit(1) from None
     typer.echo()
+    for line in answer_notes(done):
+        typer.echo(line)
     if citations:
-        typer.echo("\nSources:")
+        typer.echo("\nSources, best support first:")
         for c in citations:
-            page = f", page {c['page']}" if c.get("page") is not None else ""
-            typer.echo(f"  [{c['n']}] {c['filename']}{page}  (score {c['score']:.2f})")
+            typer.echo(citation_line(c))
+
+
+def answer_notes(done: dict) -> list[str]:
+    """What a reader must know about the answer: it was cut off, or a sentence has no source behind it."""
+    notes = []
+    if done.get("finish_reason") == "length":
+        notes.append("\n[cut off: the answer reached its length limit (--max-tokens)]")
+    for sentence in done.get("grounding") or []:
+        if not sentence["supported"]:
+            notes.append(f'[unsupported: no source backs "{sentence["text"]}"]')
+    return notes
+
+
+def citation_line(citation: dict) -> str:
+    page = f", page {citation['page']}" if citation.get("page") is not None else ""
+    cited = " cited" if citation.get("cited") else ""
+    line = f"  [{citation['n']}] {citation['filename']}{page}  (score {citation['score']:.2f}{cited})"
+    quote = citation.get("quote")
+    if quote:
+        text = " ".join(quote["text"].split())
+        line += f'\n      "{text[:300]}{"..." if len(text) > 300 else ""}"'
+    return line
 
 
 if __name__ == "__main__":

@@ -56,3 +56,53 @@ class DocumentReader:
                 total = 0
         ids = [chunk_id(record.id, index) for index in range(offset, min(offset + limit, total))]
         return ChunkPage(record, self._store.get_chunks(record.collection, ids), total)
+
+
+def joined_text(chunks: list[ChunkHit]) -> str:
+    """A document's text again, from its chunks in reading order: each chunk's offsets (``start``, ``end``)
+    say where it lies, so the overlap between neighbours is written once. A gap (the separator between two
+    sections, which no chunk holds) becomes a blank line."""
+    parts: list[str] = []
+    written = 0
+    for chunk in chunks:
+        start, end = chunk.metadata.get("start"), chunk.metadata.get("end")
+        if start is None or end is None:  # stored before offsets existed: no overlap to remove
+            parts.append(chunk.text if not parts else "\n\n" + chunk.text)
+            continue
+        if start > written and parts:
+            parts.append("\n\n")
+        skip = max(0, written - start)
+        parts.append(chunk.text[skip:])
+        written = max(written, end)
+    return "".join(parts)
+
+
+class WholeDocuments:
+    """The documents a question is scoped to, whole, when there are few enough of them to try."""
+
+    def __init__(self, records: DocumentRecords, store: ChromaStore, *, max_documents: int):
+        self._records = records
+        self._store = store
+        self._max_documents = max_documents
+
+    def in_scope(self, collection: str, document_ids: list[str] | None, max_chunks: int) -> list[DocumentRecord] | None:
+        """The ready documents the question may draw on (those named, or the whole collection), or None when
+        there are more than RAG_WHOLE_DOCUMENTS_MAX_DOCUMENTS, or more chunks than could ever fit."""
+        if document_ids is not None:
+            if len(document_ids) > self._max_documents:
+                return None
+            found = [self._records.get(document_id) for document_id in document_ids]
+            records = [r for r in found if r is not None and r.collection == collection and r.status is Status.READY]
+        else:
+            records, total = self._records.list(
+                collection=collection, status=Status.READY, limit=self._max_documents + 1
+            )
+            if total > self._max_documents:
+                return None
+        if not records or sum(r.chunks or 0 for r in records) > max_chunks:
+            return None
+        return records
+
+    def text(self, record: DocumentRecord) -> str:
+        ids = [chunk_id(record.id, index) for index in range(record.chunks or 0)]
+        return joined_text(self._store.get_chunks(record.collection, ids))

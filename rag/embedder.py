@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 SPECIAL_TOKENS = 2
 
 
+def torch_normalize(vectors):
+    import torch
+
+    return torch.nn.functional.normalize(vectors, p=2, dim=1)
+
+
 def untruncated_copy(backend):
     """A copy of the Rust tokenizer that counts every token: the model's own copy truncates and pads."""
     from tokenizers import Tokenizer
@@ -49,10 +55,39 @@ def choose_backend(backend: str, device: str) -> tuple[str, str]:
     return backend, device
 
 
+def cpu_has_bf16() -> bool:
+    """True where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX): there oneDNN runs bf16 matrix
+    products at about twice the fp32 rate; elsewhere bf16 is emulated and slower than fp32."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: float16 on a GPU, bfloat16 on a CPU that has it natively, else float32.
+
+    Measured on this project's 2-core EPYC (AVX512-BF16), 2 threads, 400 real PDF chunks: bf16 weights
+    embedded 2.0x as fast as fp32 for MiniLM and for mpnet, with a mean cosine of 0.9999 to the fp32 vectors
+    and retrieval on the eval's dev splits within 0.005 (README, "Performance")."""
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "float16"
+    return "bfloat16" if cpu_has_bf16() else "float32"
+
+
 class SentenceTransformerEmbedder:
     def __init__(
-        self, model: str, *, device: str = "cpu", batch_size: int = 32, models_dir: Path = Path("data/models")
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        models_dir: Path = Path("data/models"),
+        precision: str = "float32",
     ):
+        import torch
         from sentence_transformers import SentenceTransformer
 
         path = resolve_model_path(model, models_dir)
@@ -60,9 +95,9 @@ class SentenceTransformerEmbedder:
         # local_files_only: never reach for a model hub at run time (there may be none).
         self._model = SentenceTransformer(path, device=device, local_files_only=True)
         self.device = device
-        if device.startswith("cuda"):
-            # Half precision on a GPU: ~2x the throughput, vectors within ~1e-3 of fp32.
-            self._model.half()
+        self.precision = resolve_precision(precision, device)
+        # Half precision on a GPU, bfloat16 on a CPU that has it: ~2x the throughput either way.
+        self._model.to(getattr(torch, self.precision))
         self._batch_size = batch_size
         self._counter = untruncated_copy(self._model.tokenizer.backend_tokenizer)
         self.name = model
@@ -87,10 +122,16 @@ class SentenceTransformerEmbedder:
         return int(self._model.max_seq_length) - SPECIAL_TOKENS
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._model.encode(
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,  # cosine similarity becomes a dot product
-            convert_to_numpy=True,
+            convert_to_tensor=True,  # numpy has no bfloat16: the cast to float32 happens in torch
             show_progress_bar=False,
-        ).astype(np.float32, copy=False)
+        )
+        if not vectors.is_floating_point() or vectors.dtype.itemsize < 4:
+            # Normalised again in float32: a 16-bit unit vector is a unit vector to only ~3 digits.
+            vectors = torch_normalize(vectors.float())
+        return vectors.cpu().numpy()

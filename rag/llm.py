@@ -63,6 +63,29 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class SamplingGuard:
+    """Sampling parameters sent with every generation, against answers that repeat themselves until the
+    length cap. ``repetition_penalty`` is vLLM's (1.0 = off; an extra body field for the openai client);
+    ``frequency_penalty`` is OpenAI's. Stop tokens are the served model's own: vLLM reads them from the
+    model's generation_config (``eos_token_id``, e.g. Phi-3's <|end|> and <|endoftext|>); ``stop`` adds
+    strings for a model whose configuration lacks its end-of-turn token."""
+
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+
+    def request_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.frequency_penalty:
+            fields["frequency_penalty"] = self.frequency_penalty
+        if self.stop:
+            fields["stop"] = list(self.stop)
+        if self.repetition_penalty != 1.0:
+            fields["extra_body"] = {"repetition_penalty": self.repetition_penalty}
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """One piece of a streamed answer; the last one carries the finish reason and usage."""
 
@@ -104,6 +127,7 @@ class OpenAICompatibleLLM:
         api_key: str,
         timeout_s: float,
         connect_timeout_s: float,
+        sampling: SamplingGuard | None = None,
     ):
         from openai import AsyncOpenAI
 
@@ -113,6 +137,7 @@ class OpenAICompatibleLLM:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=server_root(base_url), timeout=timeout, headers=headers)
         self._configured_model = model
+        self._sampling = sampling or SamplingGuard()
         self._info: ModelInfo | None = None
         self._info_lock = asyncio.Lock()
 
@@ -176,7 +201,12 @@ class OpenAICompatibleLLM:
         model = (await self.model_info()).id
         try:
             response = await self._openai.chat.completions.create(
-                model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=False
+                model=model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=False,
+                **self._sampling.request_fields(),
             )
         except Exception as exc:
             raise _translate(exc) from exc
@@ -196,6 +226,7 @@ class OpenAICompatibleLLM:
                 temperature=temperature,
                 stream=True,
                 stream_options={"include_usage": True},
+                **self._sampling.request_fields(),
             )
         except Exception as exc:
             raise _translate(exc) from exc

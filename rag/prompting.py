@@ -106,8 +106,10 @@ async def pack_prompt(
     system_role: bool,
     extra_instructions: str = "",
     cache: TokenCountCache,
+    all_or_nothing: bool = False,
 ) -> PackedPrompt:
-    """Fit as many of the best hits as the context allows, then order them for reading and prefix reuse."""
+    """Fit as many of the best hits as the context allows, then order them for reading and prefix reuse.
+    ``all_or_nothing``: every hit, or PromptTooLong."""
     info = await llm.model_info()
     if max_tokens >= info.max_model_len:
         raise PromptTooLong(f"max_tokens must be below the model's context length of {info.max_model_len} tokens")
@@ -129,6 +131,8 @@ async def pack_prompt(
         exact = await llm.count_chat_tokens(messages)
         if exact <= budget:
             return PackedPrompt(messages, sources, exact)
+        if all_or_nothing:
+            raise PromptTooLong(f"the sources take {exact} tokens; {budget} are left for them and the question")
 
     base_tokens = await llm.count_chat_tokens(build([]))
     if base_tokens > budget:

@@ -19,6 +19,8 @@ from ingest.ports import Embedder, IngestEvents
 from ingest.records import DocumentRecords
 from ingest.service import IngestService
 from ingest.worker import IngestWorker
+from rag.documents import WholeDocuments
+from rag.evidence import EvidenceFinder
 from rag.keyword import HybridChunkStore, KeywordIndex
 from rag.local_llm import LocalVLLM
 from rag.query_batching import BatchingEmbedder
@@ -48,6 +50,7 @@ def load_embedder(settings: Settings) -> Embedder:
         device=device,
         batch_size=settings.embedding_batch_size,
         models_dir=settings.models_dir,
+        precision=settings.embedding_precision,
     )
 
 
@@ -177,6 +180,19 @@ class Runtime:
             rrf_k=self.settings.rrf_k,
             dense_weight=self.settings.rrf_dense_weight,
             score_margin=self.settings.retrieval_score_margin,
+        )
+
+    def whole_documents(self) -> WholeDocuments:
+        return WholeDocuments(self.records, self.store, max_documents=self.settings.whole_documents_max_documents)
+
+    def evidence_finder(self) -> EvidenceFinder:
+        if self._query_embedder is None:
+            raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
+        return EvidenceFinder(
+            self._query_embedder.embed,
+            method=self.settings.quote_method,
+            support_threshold=self.settings.grounding_threshold,
+            neighbours=(self.settings.quote_context_sentences, self.settings.quote_context_sentences),
         )
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from ingest.limits import CHROMA_MAX_METADATA_KEYS, IngestLimits
 from ingest.metadata import RESERVED_METADATA_KEYS
 from rag.abstention import AbstentionPolicy
+from rag.llm import SamplingGuard
 
 # Chosen by measurement on data/eval (README, "Retrieval quality"); all-MiniLM-L6-v2 embeds ~8x faster on a CPU.
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-mpnet-base-v2"
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     # auto: PyTorch (fp16 on a GPU); onnx / onnx-int8: ONNX Runtime on the CPU (rag/embedder.py, choose_backend).
     embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     embedding_device: str = Field(default="auto", description="auto (a GPU if PyTorch sees one), cpu, cuda, cuda:1")
+    embedding_precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="PyTorch backend only. auto: float16 on a GPU, bfloat16 on a CPU with native bf16, else float32",
+    )
     embedding_threads: int = Field(
         default=0, ge=0, le=256, description="ONNX Runtime's threads; 0 = every core this process may use."
     )
@@ -85,6 +90,11 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for an answer (or a token).")
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
     llm_system_role: bool = Field(default=True, description="False for chat templates without a system role.")
+    # Against answers that repeat themselves to the length cap (rag/llm.py, SamplingGuard); the defaults
+    # were chosen by bench/repetition.py on the local model (README, "Generation that stops").
+    llm_repetition_penalty: float = Field(default=1.0, gt=0, le=2)
+    llm_frequency_penalty: float = Field(default=1.0, ge=-2, le=2)
+    llm_stop: list[str] = Field(default_factory=list, description="Extra stop strings, beyond the model's own.")
 
     # The embedded local vLLM (only when RAG_LLM_BASE_URL is unset).
     models_dir: Path = Field(default=Path("data/models"), description="Where converted local models are cached.")
@@ -104,6 +114,18 @@ class Settings(BaseSettings):
 
     # Answering.
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")
+    # Evidence (rag/evidence.py): how a citation's quote is chosen, and how much agreement with some source
+    # an answer's sentence needs to count as supported. Both chosen by bench/quotes.py on the PDF eval's dev.
+    quote_method: Literal["lexical", "embedding", "both"] = "both"
+    quote_context_sentences: int = Field(default=1, ge=0, le=5, description="Sentences a quote takes on each side.")
+    # Whole documents: when the documents in scope (those a filter names, or a collection of at most this
+    # many) fit the model's context by exact token count, they are sent whole instead of chunks.
+    whole_documents: bool = True
+    whole_documents_max_documents: int = Field(default=20, ge=1, le=1000)
+    # Follow-up questions (rag/followup.py): search with the recent user turns joined to the question, or
+    # with the LLM's standalone rewrite of it (falling back to the former), or with the question alone.
+    followup_query: Literal["recent", "llm", "off"] = "recent"
+    grounding_threshold: float = Field(default=0.34, ge=0, le=1)
     max_tokens: int = Field(default=256, ge=1, description="Default answer length limit.")
     max_answer_tokens: int = Field(default=4096, ge=1, description="The most max_tokens a request may ask for.")
     temperature: float = Field(default=0.0, ge=0, le=2)
@@ -149,6 +171,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def sampling_guard(self) -> SamplingGuard:
+        return SamplingGuard(self.llm_repetition_penalty, self.llm_frequency_penalty, tuple(self.llm_stop))
 
     @property
     def abstention(self) -> AbstentionPolicy:

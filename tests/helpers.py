@@ -29,8 +29,12 @@ def ingestion_ready(readyz: dict) -> bool:
 
 
 def error_reason(response) -> str:
-    """An error response's reason: ``detail`` itself, or the messages of a 422's validation errors."""
-    detail = response.json()["detail"]
+    """An error response's reason: ``detail`` itself, the messages of a 422's validation errors, or the
+    message of an OpenAI-shaped error (the OpenAI-compatible routes)."""
+    body = response.json()
+    if "error" in body:
+        return body["error"]["message"]
+    detail = body["detail"]
     return detail if isinstance(detail, str) else "; ".join(error["msg"] for error in detail)
 
 

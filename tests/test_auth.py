@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from rag.api.errors import OPENAI_PATHS
 from rag.auth import KeyRing, load_key_file
 from tests import documents as docs
-from tests.helpers import wait_for_document
+from tests.helpers import error_reason, wait_for_document
 
 ADMIN = "admin-key-0123456789"
 TEAM_A = "team-a-key-0123456789"
@@ -23,7 +24,8 @@ def bearer(key: str) -> dict[str, str]:
 def client(make_client, tmp_path):
     path = tmp_path / "keys.yaml"
     path.write_text("\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in KEYS_FILE.items()))
-    client = make_client(api_keys=f"{ADMIN}, another-admin-key", api_keys_file=path)
+    # llm_model: /v1/models names the served model without asking the LLM (there is none in these tests).
+    client = make_client(api_keys=f"{ADMIN}, another-admin-key", api_keys_file=path, llm_model="served")
     # Two documents, one in each collection, uploaded with the admin key.
     client.beta_id = upload_as(client, ADMIN, "beta", ("orchard.pdf", docs.ORCHARD_PDF))
     client.alpha_id = upload_as(client, ADMIN, "alpha", ("almanac.pdf", docs.ALMANAC_PDF))
@@ -68,9 +70,11 @@ def test_no_key_and_a_wrong_key_get_401_everywhere(client):
         missing = client.request(method, path, **kwargs)
         assert missing.status_code == 401, (method, path, missing.text)
         assert missing.headers["www-authenticate"] == "Bearer"
-        assert "missing API key" in missing.json()["detail"]
+        assert "missing API key" in error_reason(missing)
         wrong = client.request(method, path, headers=bearer("not-a-key"), **kwargs)
-        assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid API key", (method, path)
+        assert wrong.status_code == 401 and error_reason(wrong) == "invalid API key", (method, path)
+        if path in OPENAI_PATHS:  # OpenAI's shape, so OpenAI clients show the reason
+            assert wrong.json()["error"]["type"] == "authentication_error"
         basic = client.request(method, path, headers={"Authorization": f"Basic {ADMIN}"}, **kwargs)
         assert basic.status_code == 401, (method, path)
     assert client.get(f"/v1/documents/{client.alpha_id}").status_code == 401  # nothing was deleted meanwhile
@@ -95,7 +99,7 @@ def test_a_scoped_key_cannot_touch_another_collection(client):
             assert "beta" not in response.text
         else:
             assert response.status_code == 403, (method, path, response.text)
-            assert "may not use collection 'beta'" in response.json()["detail"]
+            assert "may not use collection 'beta'" in error_reason(response)
     # The beta document is untouched.
     assert client.get(f"/v1/documents/{client.beta_id}", headers=bearer(ADMIN)).json()["status"] == "ready"
 
@@ -111,6 +115,8 @@ def test_a_scoped_key_works_in_its_own_collection_and_lists_only_it(client):
         "/v1/documents", files=[("files", ("t.txt", docs.TEXT))], data={"collection": "alpha"}, headers=bearer(TEAM_A)
     )
     assert uploaded.status_code == 202
+    models = client.get("/v1/models", headers=bearer(TEAM_A)).json()["data"]
+    assert [m["id"] for m in models] == ["served", "rag/alpha"]  # a collection model per collection it may use
     assert client.delete(f"/v1/documents/{client.alpha_id}", headers=bearer(TEAM_A)).status_code == 204
 
 
@@ -118,6 +124,8 @@ def test_keys_with_access_to_everything(client):
     for key in (ADMIN, "another-admin-key", "ops-key-0123456789"):
         listing = client.get("/v1/documents", headers=bearer(key)).json()
         assert {d["collection"] for d in listing["documents"]} == {"alpha", "beta"}
+        models = client.get("/v1/models", headers=bearer(key)).json()["data"]
+        assert [m["id"] for m in models] == ["served", "rag/alpha", "rag/beta"]
 
 
 def test_without_keys_the_service_is_open(make_client):

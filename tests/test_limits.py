@@ -18,6 +18,7 @@ import pytest
 from ingest.limits import CHROMA_MAX_METADATA_KEYS
 from ingest.metadata import RESERVED_METADATA_KEYS
 from ingest.records import Status
+from rag.api.errors import OPENAI_PATHS
 from rag.api.schemas import NOT_BLANK_PATTERN
 from rag.runtime import Runtime
 from rag.settings import Settings
@@ -310,7 +311,10 @@ def test_inputs_that_gave_a_500_get_a_422_on_every_question_route(make_client, f
         response = client.post(path, content=payload, headers={"Content-Type": "application/json"})
         assert response.status_code == 422, (path, response.text)
         assert reason in error_reason(response), (path, response.text)
-        assert all({"loc", "msg", "type"} <= set(error) for error in response.json()["detail"])
+        if path in OPENAI_PATHS:
+            assert response.json()["error"]["type"] == "invalid_request_error"
+        else:
+            assert all({"loc", "msg", "type"} <= set(error) for error in response.json()["detail"])
 
 
 def test_a_question_of_white_space_only_is_422_as_the_schema_says(make_client):
@@ -385,7 +389,10 @@ def test_the_schema_states_the_limits_of_this_deployment(make_client):
                 assert {"401", "422"} <= declared or method == "get", (path, method, declared)
                 assert "401" in declared, (path, method)
             for status, response in operation["responses"].items():
-                if status.startswith(("4", "5")) and status != "422" and path != "/readyz":
+                if path in OPENAI_PATHS and status.startswith(("4", "5")):  # OpenAI's shape, 422 included
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/OpenAIErrorBody"), (path, method, status)
+                elif status.startswith(("4", "5")) and status != "422" and path != "/readyz":
                     ref = response["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/ErrorBody"), (path, method, status)
 

@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
             api_key=settings.llm_api_key.get_secret_value(),
             timeout_s=settings.llm_timeout_s,
             connect_timeout_s=settings.llm_connect_timeout_s,
+            sampling=settings.sampling_guard,
         )
         app.state.token_counts = TokenCountCache()
         try:

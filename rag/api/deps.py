@@ -45,7 +45,13 @@ def get_query_service(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)], llm: Annotated[LLMClient, Depends(get_llm)]
 ) -> QueryService:
     return QueryService(
-        runtime.retriever(), llm, runtime.settings, request.app.state.token_counts, request.app.state.metrics
+        runtime.retriever(),
+        llm,
+        runtime.settings,
+        request.app.state.token_counts,
+        request.app.state.metrics,
+        evidence=runtime.evidence_finder(),
+        documents=runtime.whole_documents(),
     )
 
 

@@ -1,8 +1,11 @@
-"""Every error the API answers, in two shapes the schema declares.
+"""Every error the API answers, in the shapes the schema declares.
 
 - 422: FastAPI's documented validation shape, ``{"detail": [{"loc", "msg", "type"}]}``, whether pydantic or
   the service found the problem (a bad collection name, metadata, a prompt that does not fit).
 - every other 4xx/5xx: ``{"detail": "the reason"}`` (plus ``files`` when an upload names its bad files).
+- the OpenAI-compatible routes (OPENAI_PATHS), every status: OpenAI's own shape,
+  ``{"error": {"message", "type", "param", "code"}}``, so OpenAI clients show the reason; a stream that
+  fails after it started sends the same object as its last event.
 
 Domain errors know nothing of HTTP; their status codes are in the tables below.
 """
@@ -30,7 +33,7 @@ from ingest.errors import (
     StoreError,
     UnsupportedDocument,
 )
-from rag.api.schemas import ErrorBody
+from rag.api.schemas import ErrorBody, OpenAIErrorBody
 from rag.api.validation import validation_detail
 from rag.auth import AuthError
 from rag.documents import DocumentNotFound
@@ -64,6 +67,41 @@ _DESCRIPTIONS = {
     503: "Not ready (the model is loading, the LLM or the store is unreachable)",
     504: "The LLM timed out",
 }
+
+
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/models"})
+# OpenAI's error type, and a default code, for each status.
+_OPENAI_KINDS = {
+    400: ("invalid_request_error", "bad_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "collection_not_allowed"),
+    404: ("not_found_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    409: ("conflict_error", "conflict"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    422: ("invalid_request_error", "invalid_value"),
+    429: ("rate_limit_error", "rate_limited"),
+    502: ("api_error", "llm_refused"),
+    503: ("server_error", "unavailable"),
+    504: ("server_error", "llm_timeout"),
+}
+
+
+def openai_error(status_code: int, message: str, *, param: str | None = None, code: str | None = None) -> dict:
+    fallback = ("server_error" if status_code >= 500 else "invalid_request_error", None)
+    kind, default_code = _OPENAI_KINDS.get(status_code, fallback)
+    return {"error": {"message": message, "type": kind, "param": param, "code": code or default_code}}
+
+
+def status_of(exc: Exception) -> int:
+    """The status a domain error answers with (500 for one this module does not know)."""
+    return next((_PLAIN_ERRORS[kind][0] for kind in type(exc).__mro__ if kind in _PLAIN_ERRORS), 500)
+
+
+def openai_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of an OpenAI-compatible route: every error in OpenAI's shape."""
+    return {code: {"model": OpenAIErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -111,6 +149,32 @@ def reply(status_code: int, detail: str, headers: dict[str, str] | None = None, 
     return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
+def _is_openai(request: Request) -> bool:
+    return request.url.path in OPENAI_PATHS
+
+
+def respond(
+    request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    if _is_openai(request):
+        code = extra.get("code") if isinstance(extra.get("code"), str) else None
+        return JSONResponse(openai_error(status_code, detail, code=code), status_code=status_code, headers=headers)
+    extra.pop("code", None)
+    return reply(status_code, detail, headers=headers, **extra)
+
+
+def respond_invalid(request: Request, errors: list[dict[str, Any]]) -> JSONResponse:
+    if _is_openai(request):
+        first = errors[0] if errors else {}
+        where = [str(part) for part in first.get("loc", [])[1:]]
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg', '')}" for e in errors
+        )
+        body = openai_error(422, message or "invalid request", param=".".join(where) or None, code=first.get("type"))
+        return JSONResponse(body, status_code=422)
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def _finite(value: Any) -> Any:
     """JSON has no NaN or Infinity: a request that sent them (Python's json accepts them) gets them back as
     strings in its 422, instead of a 422 that cannot be rendered."""
@@ -135,13 +199,13 @@ def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def plain_error(_: Request, exc: Exception) -> JSONResponse:
+    async def plain_error(request: Request, exc: Exception) -> JSONResponse:
         status_code, headers = next(_PLAIN_ERRORS[kind] for kind in type(exc).__mro__ if kind in _PLAIN_ERRORS)
-        return reply(status_code, str(exc), headers=headers)
+        return respond(request, status_code, str(exc), headers=headers)
 
-    async def invalid_value(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid_value(request: Request, exc: Exception) -> JSONResponse:
         loc = next(_INVALID_VALUES[kind] for kind in type(exc).__mro__ if kind in _INVALID_VALUES)
-        return JSONResponse({"detail": validation_detail(str(exc), getattr(exc, "loc", None) or loc)}, 422)
+        return respond_invalid(request, validation_detail(str(exc), getattr(exc, "loc", None) or loc))
 
     for error in _PLAIN_ERRORS:
         app.add_exception_handler(error, plain_error)
@@ -149,23 +213,23 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error, invalid_value)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError):
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return respond_invalid(request, _finite(jsonable_encoder(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
-        return reply(exc.status_code, str(exc.detail), headers=headers)
+        return respond(request, exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError):
-        return reply(exc.status_code, exc.detail, **exc.extra)
+    async def _api_error(request: Request, exc: ApiError):
+        return respond(request, exc.status_code, exc.detail, **exc.extra)
 
     @app.exception_handler(DocumentNotFound)
-    async def _not_found(_: Request, exc: DocumentNotFound):
-        return reply(404, f"no document with id {exc.args[0]!r}")
+    async def _not_found(request: Request, exc: DocumentNotFound):
+        return respond(request, 404, f"no document with id {exc.args[0]!r}")
 
     @app.exception_handler(DocumentError)
     async def _document(_: Request, exc: DocumentError):
@@ -175,10 +239,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return reply(status_code, str(exc))
 
     @app.exception_handler(AuthError)
-    async def _auth(_: Request, exc: AuthError):
+    async def _auth(request: Request, exc: AuthError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return reply(exc.status_code, exc.detail, headers=headers)
+        return respond(request, exc.status_code, exc.detail, headers=headers)
 
     @app.exception_handler(CollectionNotFound)
-    async def _unknown_collection(_: Request, exc: CollectionNotFound):
-        return reply(404, f"unknown collection {exc.args[0]!r}: it has no documents")
+    async def _unknown_collection(request: Request, exc: CollectionNotFound):
+        return respond(request, 404, f"unknown collection {exc.args[0]!r}: it has no documents")

@@ -1,8 +1,14 @@
 """OpenAI-compatible chat: point the official `openai` SDK (or any OpenAI client) at this service.
 
-Retrieval runs on the conversation's last user message; earlier turns go to the model as they are. The
-answer comes back as a standard ChatCompletion (or a `chat.completion.chunk` stream) with an extra
-`citations` field. `collection`, `top_k` and `filters` may be given as extra body fields.
+The question is the conversation's last user message; earlier turns go to the model as they are, and a
+follow-up is searched with its conversation (rag/followup.py). The answer comes back as a standard
+ChatCompletion (or a `chat.completion.chunk` stream) with extra `citations` and `grounding` fields.
+
+Collections are models: `GET /v1/models` lists the served model and one `rag/<collection>` per collection
+the key may use, and `model: "rag/manuals"` asks the `manuals` collection, so a client that cannot send
+extra body fields (a chat front end) can still choose. Any other model name (the served model's, or one a
+client hard-codes) means the `collection` body field, `default` unless given. Errors come in OpenAI's shape
+(rag/api/errors.py).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rag.answering import Prepared, QueryService, Question
+from ingest.service import COLLECTION_NAME
+from rag.answering import Finished, Prepared, QueryService, Question, grounding_dict
 from rag.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep, SettingsDep
-from rag.api.errors import error_responses
+from rag.api.errors import ApiError, openai_error, openai_error_responses, status_of
 from rag.api.schemas import NOT_BLANK_PATTERN, CollectionName, FiltersIn, PositiveInt, TopK, answer_tokens
+from rag.api.validation import invalid
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable, Message
 from rag.settings import Settings
 
@@ -105,29 +113,61 @@ class ChatCompletionRequest(BaseModel):
         return None
 
 
-@router.get("/models", responses=error_responses(401, 503))
-async def list_models(llm: LLMDep, runtime: RuntimeDep, _: PrincipalDep) -> dict[str, Any]:
+COLLECTION_MODEL_PREFIX = "rag/"
+
+
+async def _served_model(llm: LLMDep, runtime: RuntimeDep) -> str:
     try:
-        model = (await llm.model_info()).id
+        return (await llm.model_info()).id
     except LLMUnavailable:
         if not runtime.llm_model:
             raise
-        model = runtime.llm_model
-    return {"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "rag"}]}
+        return runtime.llm_model
+
+
+@router.get("/models", responses=openai_error_responses(401, 405, 503))
+async def list_models(llm: LLMDep, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The served model, and one ``rag/<collection>`` model per collection this key may use."""
+    served = await _served_model(llm, runtime)
+    collections = [c for c in runtime.records.collections() if principal.may_use(c)]
+    ids = [served, *(f"{COLLECTION_MODEL_PREFIX}{c}" for c in sorted(collections))]
+    return {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "rag"} for i in ids]}
+
+
+def collection_for(body: ChatCompletionRequest) -> str:
+    """The collection the request asks: named by its model (``rag/<collection>``), else its body field. Any
+    other model name (the served model's, or one a client hard-codes) means the body field, as before."""
+    model = body.model
+    if model is None or not model.startswith(COLLECTION_MODEL_PREFIX):
+        return body.collection
+    collection = model.removeprefix(COLLECTION_MODEL_PREFIX)
+    if not COLLECTION_NAME.fullmatch(collection):
+        reason = f"model {model!r} does not name a collection (GET /v1/models lists them)"
+        raise ApiError(404, reason, code="model_not_found")
+    if "collection" in body.model_fields_set and body.collection != collection:
+        raise invalid(
+            f"model {model!r} asks collection {collection!r} but the collection field says {body.collection!r}",
+            ("body", "collection"),
+        )
+    return collection
 
 
 @router.post(
     "/chat/completions",
     responses={
         200: {"content": {"application/json": {}, "text/event-stream": {}}},
-        **error_responses(400, 401, 403, 404, 409, 413, 422, 502, 503, 504),
+        **openai_error_responses(400, 401, 403, 404, 405, 409, 413, 422, 502, 503, 504),
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep
+    body: ChatCompletionRequest,
+    service: QueryDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
 ):
-    principal.require(body.collection)
-    question = _question(body, service, settings)
+    collection = collection_for(body)
+    principal.require(collection)
+    question = _question(body, collection, service, settings)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
@@ -149,6 +189,8 @@ async def chat_completions(
             "abstained": answer.abstained,
             "abstain_reason": answer.abstain_reason,
             "closest": [c.as_dict() for c in answer.closest],
+            "grounding": [grounding_dict(g) for g in answer.grounding],
+            "context": answer.context,
         }
     prepared = await service.prepare(question)
     include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -156,7 +198,7 @@ async def chat_completions(
     return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-def _question(body: ChatCompletionRequest, service: QueryService, settings: Settings) -> Question:
+def _question(body: ChatCompletionRequest, collection: str, service: QueryService, settings: Settings) -> Question:
     asked = body.question_index()
     earlier, last = body.messages[:asked], body.messages[asked]
     history: list[Message] = [
@@ -165,7 +207,7 @@ def _question(body: ChatCompletionRequest, service: QueryService, settings: Sett
     instructions = "\n\n".join(m.text() for m in earlier if m.role in ("system", "developer") and m.text())
     return service.question(
         last.text().strip(),
-        collection=body.collection,
+        collection=collection,
         top_k=body.top_k,
         filters=body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys),
         max_tokens=body.answer_tokens(settings.max_answer_tokens),
@@ -200,13 +242,18 @@ async def _chunks(
         abstained=prepared.abstained,
         abstain_reason=prepared.abstain_reason,
         closest=[c.as_dict() for c in prepared.closest],
+        context=prepared.context,
     )
     try:
-        async for delta in service.stream(prepared, question):
-            if delta.text:
-                yield chunk({"content": delta.text})
-            if delta.usage is not None:
-                yield chunk({}, delta.finish_reason or "stop")
+        async for item in service.stream(prepared, question):
+            if isinstance(item, Finished):
+                # The last choice chunk carries the evidence: it exists only once the answer does.
+                yield chunk(
+                    {},
+                    item.finish_reason or "stop",
+                    citations=[c.as_dict() for c in item.citations],
+                    grounding=[grounding_dict(g) for g in item.grounding],
+                )
                 if include_usage:
                     usage_chunk = {
                         "id": completion_id,
@@ -214,9 +261,12 @@ async def _chunks(
                         "created": created,
                         "model": prepared.model,
                         "choices": [],
-                        "usage": delta.usage.as_dict(),
+                        "usage": item.usage.as_dict(),
                     }
                     yield f"data: {json.dumps(usage_chunk)}\n\n"
+            elif item.text:
+                yield chunk({"content": item.text})
     except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
-        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'llm_error'}})}\n\n"
+        # The same object an error before the stream gets as its body (rag/api/errors.py).
+        yield f"data: {json.dumps(openai_error(status_of(exc), str(exc)))}\n\n"
     yield "data: [DONE]\n\n"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag.answering import Prepared, QueryService, Question
+from rag.answering import Finished, Prepared, QueryService, Question, grounding_dict
 from rag.api.deps import PrincipalDep, QueryDep, SettingsDep
 from rag.api.errors import error_responses
 from rag.api.schemas import (
@@ -48,8 +48,9 @@ async def retrieve(
 async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep):
     """Answer from the collection's documents, with numbered citations.
 
-    With ``stream=true``: Server-Sent Events: ``citations`` first, then ``delta`` events with the answer's
-    text, then ``done`` with usage and timings (or ``error`` if generation fails mid-way).
+    With ``stream=true``: Server-Sent Events: ``citations`` first (in retrieval order, before the answer
+    exists), then ``delta`` events with the answer's text, then ``done`` with the finish reason, usage,
+    timings, the citations ranked with their quotes, and the grounding (or ``error`` if generation fails).
     """
     principal.require(body.collection)
     question = service.question(
@@ -59,6 +60,7 @@ async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, 
         filters=body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys),
         max_tokens=answer_tokens(body.max_tokens, settings.max_answer_tokens),
         temperature=body.temperature,
+        history=[{"role": m.role, "content": m.content} for m in body.history if m.content.strip()],
     )
     if not body.stream:
         answer = await service.answer(question)
@@ -72,6 +74,9 @@ async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, 
             timings=answer.timings,
             abstain_reason=answer.abstain_reason,
             closest=[c.as_dict() for c in answer.closest],
+            grounding=[grounding_dict(g) for g in answer.grounding],
+            retrieval_query=answer.retrieval_query,
+            context=answer.context,
         )
     # Retrieval and prompt packing happen before the response starts, so their errors are real HTTP errors.
     prepared = await service.prepare(question)
@@ -93,27 +98,31 @@ async def _sse(service: QueryService, prepared: Prepared, question: Question) ->
             "abstain_reason": prepared.abstain_reason,
             "closest": [c.as_dict() for c in prepared.closest],
             "model": prepared.model,
+            "retrieval_query": prepared.retrieval_query,
+            "context": prepared.context,
         },
     )
     started = time.perf_counter()
     first_token_ms = None
     try:
-        async for delta in service.stream(prepared, question):
-            if delta.text:
-                if first_token_ms is None:
-                    first_token_ms = round((time.perf_counter() - started) * 1000, 1)
-                yield sse_event("delta", {"text": delta.text})
-            if delta.usage is not None:
+        async for item in service.stream(prepared, question):
+            if isinstance(item, Finished):
                 timings = service.timings(prepared, round((time.perf_counter() - started) * 1000, 1))
                 timings["first_token_ms"] = first_token_ms or 0.0
                 yield sse_event(
                     "done",
                     {
-                        "usage": delta.usage.as_dict(),
+                        "usage": item.usage.as_dict(),
                         "timings": timings,
-                        "finish_reason": delta.finish_reason,
+                        "finish_reason": item.finish_reason,
                         "abstained": prepared.abstained,
+                        "citations": [c.as_dict() for c in item.citations],
+                        "grounding": [grounding_dict(g) for g in item.grounding],
                     },
                 )
+            elif item.text:
+                if first_token_ms is None:
+                    first_token_ms = round((time.perf_counter() - started) * 1000, 1)
+                yield sse_event("delta", {"text": item.text})
     except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
         yield sse_event("error", {"detail": str(exc)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
@@ -39,6 +39,19 @@ MAX_OFFSET = 1_000_000_000
 class FileError(BaseModel):
     filename: str
     reason: str
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """Errors of the OpenAI-compatible routes, in OpenAI's shape (every status, 422 included)."""
+
+    error: OpenAIError
 
 
 class ErrorBody(BaseModel):
@@ -236,6 +249,18 @@ class RetrieveResponse(BaseModel):
     chunks: list[RetrievedChunk]
 
 
+MAX_HISTORY_MESSAGES = 100
+
+
+class HistoryMessage(BaseModel):
+    """One earlier turn, in OpenAI's message shape."""
+
+    model_config = STRICT
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class QueryRequest(BaseModel):
     model_config = STRICT
 
@@ -246,15 +271,40 @@ class QueryRequest(BaseModel):
     stream: bool = False
     max_tokens: PositiveInt | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    history: Annotated[
+        list[HistoryMessage],
+        Field(max_length=MAX_HISTORY_MESSAGES, description="Earlier turns of the conversation, oldest first."),
+    ] = Field(default_factory=list)
+
+
+class QuoteOut(BaseModel):
+    text: str = Field(description="The sentence(s) of the chunk that answer: a verbatim substring of its text.")
+    start: int = Field(description="Character offset of the quote in the document's text.")
+    end: int
+    score: float = Field(description="How well the quote matches the question and answer, 0-1.")
 
 
 class CitationOut(BaseModel):
-    n: int
+    n: int = Field(description="The source's number in the prompt: the answer's [n] markers refer to it.")
     document_id: str
     filename: str
     page: int | None
     text: str
-    score: float
+    score: float = Field(description="Retrieval: the chunk's cosine similarity to the question.")
+    quote: QuoteOut | None = None
+    cited: bool = Field(default=False, description="The answer carries this source's [n] marker.")
+    support: float | None = Field(
+        default=None, description="How well the source supports the answer, 0-1; citations come best first."
+    )
+
+
+class GroundedSentenceOut(BaseModel):
+    text: str = Field(description="One sentence of the answer.")
+    start: int
+    end: int
+    citations: list[int] = Field(description="Numbers of the sources that support it, best first.")
+    support: float = Field(description="The best source's agreement with the sentence, 0-1.")
+    supported: bool = Field(description="False: no source supports this sentence; check it.")
 
 
 def answer_tokens(requested: int | None, settings_max: int, field: str = "max_tokens") -> int | None:
@@ -279,4 +329,13 @@ class QueryResponse(BaseModel):
     abstain_reason: str | None = Field(default=None, description="Why the answer is 'not found' (when it is).")
     closest: list[CitationOut] = Field(
         default_factory=list, description="When abstaining: the closest passages, with their scores."
+    )
+    grounding: list[GroundedSentenceOut] = Field(
+        default_factory=list, description="Each sentence of the answer, with the sources that support it."
+    )
+    retrieval_query: str = Field(
+        default="", description="What was searched: the question, joined with earlier turns for a follow-up."
+    )
+    context: Literal["chunks", "documents"] = Field(
+        default="chunks", description="What the model read: the retrieved chunks, or the documents in scope whole."
     )

@@ -1,0 +1,220 @@
+"""Which quote method finds the sentence that answers, and where the grounding threshold goes.
+
+    python bench/quotes.py [--splits dev test] [--top-k 5]
+
+The PDF eval set (data/eval/pdf) is ingested once with the default settings. Each answerable question is
+retrieved as the service would; each quote method (rag/evidence.py) then picks a quote in each of the top
+chunks, from the question alone, and the citations are ordered by the method's support, as the service
+does. A quote "holds the answer" when the question's `evidence` (a verbatim phrase of the gold page) is in
+it, letters and digits compared. Printed per split: how often the first citation's quote, or the first or
+second's, holds it; how often any retrieved chunk does (the ceiling); and the baseline, each chunk's first
+sentence in retrieval order.
+
+Whole documents (``--whole``): for each question, its gold document named by a filter. Context recall: how
+often the phrase reaches the model, in the top chunks of that document against the document whole, when
+it fits a 128k-token window (Phi-3-mini-128k) or the local model's 4,096, counted with the local model's
+tokenizer.
+
+Grounding: the gold `answer` (written by a person, in other words than the page's) against the chunks of
+its gold page (supported) and against the chunks retrieved for a question about another document
+(unsupported). The threshold with the best balanced accuracy on dev is printed, with its accuracy on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from rag.evaluation import ingest_folder  # noqa: E402
+from rag.evidence import EvidenceFinder, sentences  # noqa: E402
+from rag.runtime import Runtime  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+PDF_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "pdf"
+METHODS = ("lexical", "embedding", "both")
+
+
+class CachedEmbed:
+    def __init__(self, embed):
+        self._embed = embed
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts):
+        missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, self._embed(missing), strict=True))
+        return np.stack([self._vectors[text] for text in texts])
+
+
+def letters(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+def on_gold_page(hit, question: dict) -> bool:
+    meta = hit.metadata
+    return meta.get("filename") == question["doc"] and meta.get("page", -1) <= question["page"] <= meta.get(
+        "page_end", meta.get("page", -1)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--splits", nargs="+", default=["dev", "test"])
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--state", type=Path, help="keep the ingested set here, and reuse it next time")
+    parser.add_argument("--whole", action="store_true", help="also measure whole documents against chunks")
+    args = parser.parse_args()
+    questions = [json.loads(line) for line in (PDF_SET / "questions.jsonl").read_text().splitlines() if line.strip()]
+    questions = [q for q in questions if q.get("doc") and q.get("evidence") and q.get("split") in args.splits]
+    defaults = Settings(_env_file=None)
+    with tempfile.TemporaryDirectory() as scratch:
+        state = args.state or Path(scratch)
+        runtime = Runtime(defaults.model_copy(update={"data_dir": state, "chroma_url": None}))
+        runtime.start(run_worker=False, wait=True)
+        try:
+            if not runtime.records.collection_exists("quotes"):
+                ingest_folder(runtime, PDF_SET / "docs", "quotes")
+            retriever = runtime.retriever()
+            hits = {q["id"]: retriever.search("quotes", q["question"], args.top_k) for q in questions}
+            embed = CachedEmbed(runtime.embedder.embed)  # every variant embeds the same sentences
+            finders = {m: EvidenceFinder(embed, method=m) for m in METHODS}
+            variants = {
+                f"{m}, {label}": EvidenceFinder(embed, method=m, neighbours=around)
+                for m in METHODS
+                for label, around in (("sentence", (0, 0)), ("+1 after", (0, 1)), ("+1 around", (1, 1)))
+            }
+            quote_figures(questions, hits, variants)
+            if args.whole:
+                whole_document_figures(runtime, questions, args.top_k)
+            grounding_figures(questions, hits, finders)
+        finally:
+            runtime.stop()
+
+
+def quote_figures(questions, hits, finders) -> None:
+    for split in sorted({q["split"] for q in questions}):
+        chosen = [q for q in questions if q["split"] == split]
+        rows: dict[str, list[tuple[bool, bool, int]]] = {"first sentence (baseline)": []}
+        ceiling = top1 = top2 = 0
+        for q in chosen:
+            gold = letters(q["evidence"])
+            texts = [hit.text for hit in hits[q["id"]]]
+            holding = [gold in letters(text) for text in texts]
+            ceiling += any(holding)
+            top1 += any(holding[:1])
+            top2 += any(holding[:2])
+            firsts = [next(iter(sentences(text)), None) for text in texts]
+            firsts = [span.text if span else "" for span in firsts]
+            holds = [gold in letters(text) for text in firsts]
+            rows["first sentence (baseline)"].append(
+                (bool(holds[:1] and holds[0]), any(holds[:2]), statistics.mean(map(len, firsts or [""])))
+            )
+            for name, finder in finders.items():
+                evidence = finder.find(q["question"], "", dict(enumerate(texts, start=1)))
+                for order_name, order in (("by support", evidence.order), ("by retrieval", sorted(evidence.sources))):
+                    quotes = [evidence.sources[n].quote for n in order]
+                    holds = [quote is not None and gold in letters(quote.text) for quote in quotes]
+                    lengths = [len(quote.text) for quote in quotes if quote is not None] or [0]
+                    row = (bool(holds[:1] and holds[0]), any(holds[:2]), statistics.mean(lengths))
+                    rows.setdefault(f"{name}, {order_name}", []).append(row)
+        print(
+            f"\n{split}: {len(chosen)} questions; the phrase is in some retrieved chunk for {ceiling}, "
+            f"in the first for {top1}, in the first two for {top2}"
+        )
+        for name, values in rows.items():
+            first = sum(v[0] for v in values)
+            top2 = sum(v[1] for v in values)
+            length = statistics.mean(v[2] for v in values)
+            print(
+                f"  {name:28s} first quote {first:3d} ({first / len(values):.3f})  first or second {top2:3d} "
+                f"({top2 / len(values):.3f})  mean quote {length:5.0f} chars"
+            )
+
+
+def whole_document_figures(runtime: Runtime, questions, top_k: int) -> None:
+    from transformers import AutoTokenizer
+
+    from rag.documents import WholeDocuments
+    from rag.retrieval import Filters
+
+    tokenizer = AutoTokenizer.from_pretrained(str(runtime.settings.models_dir / "SmolLM2-135M-Instruct"))
+    records, _ = runtime.records.list(collection="quotes", limit=10_000)
+    by_name = {record.filename: record for record in records}
+    whole = WholeDocuments(runtime.records, runtime.store, max_documents=1)
+    texts = {name: whole.text(record) for name, record in by_name.items()}
+    tokens = {name: len(tokenizer(text, add_special_tokens=False)["input_ids"]) for name, text in texts.items()}
+    retriever = runtime.retriever()
+    print("\nwhole documents: the gold document named by a filter; does the phrase reach the model?")
+    for split in sorted({q["split"] for q in questions}):
+        chosen = [q for q in questions if q["split"] == split]
+        in_chunks = in_128k = in_4k = 0
+        for q in chosen:
+            gold, name = letters(q["evidence"]), q["doc"]
+            only = Filters(document_ids=[by_name[name].id])
+            chunk_hit = any(gold in letters(h.text) for h in retriever.search("quotes", q["question"], top_k, only))
+            in_text = gold in letters(texts[name])
+            in_chunks += chunk_hit
+            in_128k += in_text if tokens[name] <= 128_000 - 1_024 else chunk_hit
+            in_4k += in_text if tokens[name] <= 4_096 - 256 else chunk_hit
+        fits = sum(tokens[q["doc"]] <= 128_000 - 1_024 for q in chosen)
+        print(
+            f"  {split}: {len(chosen)} questions; top {top_k} chunks {in_chunks / len(chosen):.3f}, whole when it fits "
+            f"128k {in_128k / len(chosen):.3f} (fits for {fits}), 4k {in_4k / len(chosen):.3f}"
+        )
+    sizes = ", ".join(f"{name} {count:,}" for name, count in sorted(tokens.items(), key=lambda item: item[1]))
+    print(f"  document sizes in tokens: {sizes}")
+
+
+def grounding_figures(questions, hits, finders) -> None:
+    pairs: dict[str, list[tuple[str, str, dict[int, str], bool]]] = {}
+    by_split: dict[str, list[dict]] = {}
+    for q in questions:
+        by_split.setdefault(q["split"], []).append(q)
+    for split, chosen in by_split.items():
+        for index, q in enumerate(chosen):
+            gold = [hit.text for hit in hits[q["id"]] if on_gold_page(hit, q)]
+            if gold:
+                pairs.setdefault(split, []).append((q["question"], q["answer"], dict(enumerate(gold, 1)), True))
+            other = next((o for o in chosen[index + 1 :] + chosen[:index] if o["doc"] != q["doc"]), None)
+            if other is not None:
+                texts = dict(enumerate((hit.text for hit in hits[other["id"]]), start=1))
+                pairs[split].append((q["question"], q["answer"], texts, False))
+    print("\ngrounding: the gold answer's sentences against its gold page's chunks (supported) and another")
+    print("document's chunks (unsupported); threshold chosen on dev by balanced accuracy")
+    for method, finder in finders.items():
+        scores = {
+            split: [
+                (min(s.support for s in finder.find(question, answer, texts).grounding), label)
+                for question, answer, texts, label in rows
+            ]
+            for split, rows in pairs.items()
+        }
+        best = max((balanced(scores.get("dev", []), t), t) for t in [x / 100 for x in range(5, 96)])
+        line = f"  {method:10s} threshold {best[1]:.2f}: dev {best[0]:.3f}"
+        if "test" in scores:
+            line += f"  test {balanced(scores['test'], best[1]):.3f}"
+        print(line + f"  ({sum(label for _, label in scores.get('dev', []))} supported pairs on dev)")
+
+
+def balanced(scored: list[tuple[float, bool]], threshold: float) -> float:
+    if not scored:
+        return 0.0
+    positives = [s for s, label in scored if label]
+    negatives = [s for s, label in scored if not label]
+    hit = sum(s >= threshold for s in positives) / max(1, len(positives))
+    reject = sum(s < threshold for s in negatives) / max(1, len(negatives))
+    return (hit + reject) / 2
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Evidence a person can check an answer against: the quoted sentences behind each citation, which citations
+the answer carries, and which of its sentences the sources support.
+
+Everything here compares sentences: those of each cited chunk with the question and the answer (the quote),
+and those of the answer with the chunks' (grounding). Two measures of "says the same thing" are available:
+shared word stems (lexical) and the embedding model's cosine; `RAG_QUOTE_METHOD` picks one or both, chosen
+on the PDF eval's dev split by `bench/quotes.py` (README, "Evidence").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+
+from rag.keyword import STOPWORDS
+
+QuoteMethod = Literal["lexical", "embedding", "both"]
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+# A marker like [2] or [1, 3] or [1][2] in the answer.
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")
+# A sentence shorter than this (a heading, "See below.") says too little to be a quote on its own: its
+# neighbour joins it.
+_SHORT_SENTENCE = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    text: str  # a verbatim substring of the chunk's text
+    start: int  # character offsets in the chunk's text
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroundedSentence:
+    text: str
+    start: int  # character offsets in the answer
+    end: int
+    citations: list[int]  # the sources that support it (their numbers), best first
+    support: float  # the best source's agreement with it, 0-1
+    supported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvidence:
+    quote: Quote | None
+    support: float  # how well the source supports the answer (the question, when there is no answer)
+    cited: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    sources: dict[int, SourceEvidence]  # by source number
+    order: list[int]  # source numbers, best support first
+    grounding: list[GroundedSentence]
+
+
+@lru_cache(maxsize=1)
+def _segmenter():
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+def sentences(text: str) -> list[Span]:
+    """The text's sentences with their offsets, white space trimmed. A single line break is read as a space
+    (PDF text breaks lines mid-sentence); a blank line always ends a sentence."""
+    if not text.strip():
+        return []
+    # Same length as the text, so the segmenter's offsets are the text's offsets.
+    flowing = re.sub(r"(?<!\n)\n(?!\n)", " ", text)
+    spans: list[Span] = []
+    for piece in _segmenter().segment(flowing):
+        for part_start, part in _paragraphs(text[piece.start : piece.end]):
+            start = piece.start + part_start
+            stripped = part.strip()
+            if stripped:
+                start += len(part) - len(part.lstrip())
+                spans.append(Span(start, start + len(stripped), stripped))
+    return spans
+
+
+def _paragraphs(text: str) -> list[tuple[int, str]]:
+    """Split at blank lines, which the segmenter sometimes reads through."""
+    pieces, cursor = [], 0
+    for match in re.finditer(r"\n\s*\n", text):
+        pieces.append((cursor, text[cursor : match.start()]))
+        cursor = match.end()
+    pieces.append((cursor, text[cursor:]))
+    return pieces
+
+
+def stems(text: str) -> set[str]:
+    words = [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+    return set(_stemmer().stemWords(words))
+
+
+def cited_numbers(answer: str) -> list[int]:
+    """The source numbers the answer's markers name, in order of first appearance."""
+    numbers: dict[int, None] = {}
+    for match in _MARKER.finditer(answer):
+        for number in re.split(r"\s*[,;]\s*", match.group(1)):
+            numbers[int(number)] = None
+    return list(numbers)
+
+
+def claims_of(answer: str) -> tuple[list[Span], list[list[int]]]:
+    """The answer's sentences that say something, and the source numbers each one's markers name. A marker
+    at the start of a sentence ("... built in. [2] Next") belongs to the sentence before it."""
+    spans = sentences(answer)
+    markers: list[list[int]] = [[] for _ in spans]
+    for match in _MARKER.finditer(answer):
+        index = max((i for i, span in enumerate(spans) if span.start <= match.start()), default=0)
+        if index > 0 and not answer[spans[index].start : match.start()].strip():
+            index -= 1
+        if spans:
+            markers[index] += cited_numbers(match.group(0))
+    kept = [i for i, span in enumerate(spans) if stems(strip_markers(span.text))]
+    return [spans[i] for i in kept], [list(dict.fromkeys(markers[i])) for i in kept]
+
+
+def strip_markers(text: str) -> str:
+    return _MARKER.sub("", text)
+
+
+def lexical_agreement(claim: set[str], sentence: set[str]) -> float:
+    """The share of the claim's word stems that the sentence holds."""
+    return len(claim & sentence) / len(claim) if claim else 0.0
+
+
+def quote_windows(spans: list[Span]) -> list[tuple[int, int]]:
+    """Candidate quotes as (first, last) sentence indexes: each sentence, with the next one joined to a
+    sentence too short to stand alone."""
+    windows = []
+    for index, span in enumerate(spans):
+        last = index + 1 if len(span.text) < _SHORT_SENTENCE and index + 1 < len(spans) else index
+        windows.append((index, last))
+    return windows
+
+
+class EvidenceFinder:
+    """Chooses quotes and grounds answers; ``embed`` is the embedding model (None: lexical only)."""
+
+    def __init__(
+        self,
+        embed: Embed | None,
+        *,
+        method: QuoteMethod = "both",
+        support_threshold: float = 0.5,
+        neighbours: tuple[int, int] = (0, 0),
+    ):
+        if method != "lexical" and embed is None:
+            raise ValueError(f"quote method {method!r} needs the embedding model")
+        self._embed = embed
+        self._method = method
+        self._threshold = support_threshold
+        self._before, self._after = neighbours  # sentences a quote takes around the one that matched
+
+    def find(self, question: str, answer: str, sources: dict[int, str]) -> Evidence:
+        """``sources``: each source's number and chunk text. ``answer``: "" when there is none (abstained)."""
+        chunk_sentences = {n: sentences(text) for n, text in sources.items()}
+        windows = [
+            (n, Span(spans[first].start, spans[last].end, ""), (first, last))
+            for n, spans in chunk_sentences.items()
+            for first, last in quote_windows(spans)
+        ]
+        windows = [(n, span, sources[n][span.start : span.end], where) for n, span, where in windows]
+        claims, claim_markers = claims_of(answer)
+        # The quote answers the question; with an answer, the answer's words count as much.
+        query = question if not claims else f"{question}\n{strip_markers(answer)}"
+        queries = [query] + [strip_markers(claim.text) for claim in claims]
+        candidates = [text for _, _, text, _ in windows]
+        similarity = self._similarity(self._vectors(queries + candidates), queries, candidates)
+
+        best: dict[int, tuple[float, tuple[int, int]]] = {}
+        for column, (n, _, _, where) in enumerate(windows):
+            score = float(similarity[0, column])
+            if score > 0 and (n not in best or score > best[n][0]):
+                best[n] = (score, where)
+        quotes: dict[int, Quote] = {}
+        for n, (score, (first, last)) in best.items():
+            spans = chunk_sentences[n]
+            start = spans[max(0, first - self._before)].start
+            end = spans[min(len(spans) - 1, last + self._after)].end
+            quotes[n] = Quote(sources[n][start:end], start, end, round(score, 4))
+
+        cited = set(cited_numbers(answer))
+        grounding: list[GroundedSentence] = []
+        support = {n: float(quotes[n].score) if n in quotes else 0.0 for n in sources} if not claims else {}
+        for row, claim in enumerate(claims, start=1):
+            per_source: dict[int, float] = {}
+            for column, (n, _, _, _) in enumerate(windows):
+                per_source[n] = max(per_source.get(n, 0.0), float(similarity[row, column]))
+            for n, value in per_source.items():
+                support[n] = max(support.get(n, 0.0), value)
+            best = max(per_source.values(), default=0.0)
+            marked = [n for n in claim_markers[row - 1] if n in sources]
+            backing = sorted(
+                {n for n, value in per_source.items() if value >= self._threshold} | set(marked),
+                key=lambda n: -per_source.get(n, 0.0),
+            )
+            grounding.append(
+                GroundedSentence(claim.text, claim.start, claim.end, backing, round(best, 4), best >= self._threshold)
+            )
+        evidence = {n: SourceEvidence(quotes.get(n), round(support.get(n, 0.0), 4), n in cited) for n in sources}
+        order = sorted(sources, key=lambda n: (-evidence[n].support, n))
+        return Evidence(evidence, order, grounding)
+
+    def _vectors(self, texts: list[str]) -> np.ndarray | None:
+        if self._method == "lexical" or not texts:
+            return None
+        return np.asarray(self._embed(texts), dtype=np.float32)
+
+    def _similarity(self, vectors: np.ndarray | None, queries: list[str], candidates: list[str]) -> np.ndarray:
+        """(queries x candidates) agreement in 0-1: lexical, cosine, or their mean."""
+        lexical = None
+        if self._method in ("lexical", "both"):
+            query_stems = [stems(text) for text in queries]
+            candidate_stems = [stems(text) for text in candidates]
+            lexical = np.array(
+                [[lexical_agreement(q, c) for c in candidate_stems] for q in query_stems], dtype=np.float32
+            ).reshape(len(queries), len(candidates))
+        if vectors is None:
+            return lexical
+        cosine = np.clip(vectors[: len(queries)] @ vectors[len(queries) :].T, 0.0, 1.0)
+        return cosine if lexical is None else (cosine + lexical) / 2

@@ -1,0 +1,60 @@
+"""Evidence for answers (rag/evidence.py) with the real embedding model: quotes, markers, grounding."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.evidence import EvidenceFinder, cited_numbers, claims_of, sentences
+
+LIGHTHOUSE_CHUNK = (
+    "Quillhaven harbour\n"
+    "The harbour wall was rebuilt after the storm of 1862. The Quillhaven lighthouse was first lit on\n"
+    "14 March 1887 by keeper Odalys Brennick. Its lamp burned colza oil until 1921.\n\n"
+    "Tides. The spring tide rises 5.2 metres."
+)
+FERRY_CHUNK = "The Marlow Point ferry crosses the estuary in 12 minutes and carries at most 40 cars."
+QUESTION = "In what year was the Quillhaven lighthouse first lit?"
+
+
+def test_sentences_are_verbatim_spans_and_a_line_break_does_not_end_one():
+    spans = sentences(LIGHTHOUSE_CHUNK)
+    assert all(LIGHTHOUSE_CHUNK[s.start : s.end] == s.text for s in spans)
+    lit = next(s for s in spans if "first lit" in s.text)
+    assert "Odalys Brennick." in lit.text  # the PDF's line break inside the sentence is read through
+    assert not any("1921" in s.text and "Tides" in s.text for s in spans)  # a blank line ends a sentence
+
+
+def test_markers_are_read_in_every_form_and_belong_to_their_sentence():
+    assert cited_numbers("Lit in 1887 [2]. See [1, 3][2] and [4;5].") == [2, 1, 3, 4, 5]
+    claims, markers = claims_of("It was lit in 1887. [2] The lamp burned colza oil [1].")
+    assert [c.text for c in claims] == ["It was lit in 1887.", "[2] The lamp burned colza oil [1]."]
+    assert markers == [[2], [1]]
+
+
+@pytest.mark.parametrize("method", ["lexical", "embedding", "both"])
+def test_the_quote_is_the_sentence_that_answers_verbatim(embedder, method):
+    finder = EvidenceFinder(embedder.embed, method=method)
+    evidence = finder.find(QUESTION, "", {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK})
+    quote = evidence.sources[2].quote
+    assert quote is not None and "14 March 1887" in quote.text
+    assert LIGHTHOUSE_CHUNK[quote.start : quote.end] == quote.text
+    assert evidence.order == [2, 1]  # the source that answers comes first
+    assert all(not source.cited for source in evidence.sources.values())  # no answer, no markers
+
+
+def test_grounding_flags_the_sentence_no_source_supports(embedder):
+    finder = EvidenceFinder(embedder.embed, method="both")
+    answer = "The Quillhaven lighthouse was first lit in 1887 [2]. Bananas are a rich source of potassium."
+    evidence = finder.find(QUESTION, answer, {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK})
+    first, second = evidence.grounding
+    assert first.supported and first.citations[0] == 2 and answer[first.start : first.end] == first.text
+    assert not second.supported and second.citations == []
+    assert evidence.sources[2].cited and not evidence.sources[1].cited
+    assert evidence.order[0] == 2 and evidence.sources[2].support > evidence.sources[1].support
+
+
+def test_lexical_quotes_need_no_embedding_model():
+    with pytest.raises(ValueError, match="needs the embedding model"):
+        EvidenceFinder(None, method="both")
+    evidence = EvidenceFinder(None, method="lexical").find(QUESTION, "", {1: LIGHTHOUSE_CHUNK})
+    assert "1887" in evidence.sources[1].quote.text
