@@ -87,11 +87,11 @@ def main() -> None:
             retriever = runtime.retriever()
             hits = {q["id"]: retriever.search("quotes", q["question"], args.top_k) for q in questions}
             embed = CachedEmbed(runtime.embedder.embed)  # every variant embeds the same sentences
-            finders = {m: EvidenceFinder(embed, method=m) for m in METHODS}
+            finders = {m: EvidenceFinder(embed, method="both", grounding_method=m) for m in METHODS}
             variants = {
                 f"{m}, {label}": EvidenceFinder(embed, method=m, neighbours=around)
                 for m in METHODS
-                for label, around in (("sentence", (0, 0)), ("+1 after", (0, 1)), ("+1 around", (1, 1)))
+                for label, around in (("sentence", (0, 0)), ("+1 around", (1, 1)), ("+2 around", (2, 2)))
             }
             quote_figures(questions, hits, variants)
             if args.whole:
@@ -121,7 +121,10 @@ def quote_figures(questions, hits, finders) -> None:
             )
             for name, finder in finders.items():
                 evidence = finder.find(q["question"], "", dict(enumerate(texts, start=1)))
-                for order_name, order in (("by support", evidence.order), ("by retrieval", sorted(evidence.sources))):
+                scores = {n: hit.score for n, hit in enumerate(hits[q["id"]], start=1)}
+                mixed = finder.find(q["question"], "", dict(enumerate(texts, start=1)), scores).order
+                orders = (("by support", evidence.order), ("by retrieval", sorted(evidence.sources)), ("mixed", mixed))
+                for order_name, order in orders:
                     quotes = [evidence.sources[n].quote for n in order]
                     holds = [quote is not None and gold in letters(quote.text) for quote in quotes]
                     lengths = [len(quote.text) for quote in quotes if quote is not None] or [0]

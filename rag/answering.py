@@ -380,7 +380,11 @@ class QueryService:
             return citations, []
         by_number = {citation.n: citation for citation in citations}
         evidence = await run_in_threadpool(
-            self._evidence.find, question, answer, {n: citation.text for n, citation in by_number.items()}
+            self._evidence.find,
+            question,
+            answer,
+            {n: citation.text for n, citation in by_number.items()},
+            {n: citation.score for n, citation in by_number.items()},
         )
         ranked = [by_number[n].with_evidence(evidence.sources[n]) for n in evidence.order]
         return ranked, evidence.grounding

@@ -3,8 +3,9 @@ the answer carries, and which of its sentences the sources support.
 
 Everything here compares sentences: those of each cited chunk with the question and the answer (the quote),
 and those of the answer with the chunks' (grounding). Two measures of "says the same thing" are available:
-shared word stems (lexical) and the embedding model's cosine; `RAG_QUOTE_METHOD` picks one or both, chosen
-on the PDF eval's dev split by `bench/quotes.py` (README, "Evidence").
+shared word stems (lexical) and the embedding model's cosine. `RAG_QUOTE_METHOD` and `RAG_GROUNDING_METHOD`
+pick one or both for each job; both were chosen on the PDF eval's dev split by `bench/quotes.py` (README,
+"Evidence").
 """
 
 from __future__ import annotations
@@ -167,18 +168,23 @@ class EvidenceFinder:
         embed: Embed | None,
         *,
         method: QuoteMethod = "both",
+        grounding_method: QuoteMethod = "both",
         support_threshold: float = 0.5,
         neighbours: tuple[int, int] = (0, 0),
     ):
-        if method != "lexical" and embed is None:
-            raise ValueError(f"quote method {method!r} needs the embedding model")
+        if embed is None and (method != "lexical" or grounding_method != "lexical"):
+            raise ValueError(f"quote method {method!r} / grounding {grounding_method!r} needs the embedding model")
         self._embed = embed
         self._method = method
+        self._grounding_method = grounding_method
         self._threshold = support_threshold
         self._before, self._after = neighbours  # sentences a quote takes around the one that matched
 
-    def find(self, question: str, answer: str, sources: dict[int, str]) -> Evidence:
-        """``sources``: each source's number and chunk text. ``answer``: "" when there is none (abstained)."""
+    def find(
+        self, question: str, answer: str, sources: dict[int, str], retrieval_scores: dict[int, float] | None = None
+    ) -> Evidence:
+        """``sources``: each source's number and chunk text. ``answer``: "" when there is none (abstained).
+        ``retrieval_scores``: each source's cosine to the question; the order is by support plus it."""
         chunk_sentences = {n: sentences(text) for n, text in sources.items()}
         windows = [
             (n, Span(spans[first].start, spans[last].end, ""), (first, last))
@@ -191,7 +197,14 @@ class EvidenceFinder:
         query = question if not claims else f"{question}\n{strip_markers(answer)}"
         queries = [query] + [strip_markers(claim.text) for claim in claims]
         candidates = [text for _, _, text, _ in windows]
-        similarity = self._similarity(self._vectors(queries + candidates), queries, candidates)
+        vectors = self._vectors(queries + candidates)
+        # Row 0 (the quote) by the quote method, the answer's sentences (grounding) by the grounding method.
+        similarity = np.vstack(
+            [
+                self._similarity(vectors, queries, candidates, self._method)[:1],
+                self._similarity(vectors, queries, candidates, self._grounding_method)[1:],
+            ]
+        )
 
         best: dict[int, tuple[float, tuple[int, int]]] = {}
         for column, (n, _, _, where) in enumerate(windows):
@@ -224,24 +237,28 @@ class EvidenceFinder:
                 GroundedSentence(claim.text, claim.start, claim.end, backing, round(best, 4), best >= self._threshold)
             )
         evidence = {n: SourceEvidence(quotes.get(n), round(support.get(n, 0.0), 4), n in cited) for n in sources}
-        order = sorted(sources, key=lambda n: (-evidence[n].support, n))
+        retrieval = retrieval_scores or {}
+        order = sorted(sources, key=lambda n: (-(evidence[n].support + retrieval.get(n, 0.0)), n))
         return Evidence(evidence, order, grounding)
 
     def _vectors(self, texts: list[str]) -> np.ndarray | None:
-        if self._method == "lexical" or not texts:
+        if self._method == self._grounding_method == "lexical" or not texts:
             return None
         return np.asarray(self._embed(texts), dtype=np.float32)
 
-    def _similarity(self, vectors: np.ndarray | None, queries: list[str], candidates: list[str]) -> np.ndarray:
+    @staticmethod
+    def _similarity(
+        vectors: np.ndarray | None, queries: list[str], candidates: list[str], method: QuoteMethod
+    ) -> np.ndarray:
         """(queries x candidates) agreement in 0-1: lexical, cosine, or their mean."""
         lexical = None
-        if self._method in ("lexical", "both"):
+        if method in ("lexical", "both"):
             query_stems = [stems(text) for text in queries]
             candidate_stems = [stems(text) for text in candidates]
             lexical = np.array(
                 [[lexical_agreement(q, c) for c in candidate_stems] for q in query_stems], dtype=np.float32
             ).reshape(len(queries), len(candidates))
-        if vectors is None:
+        if method == "lexical":
             return lexical
         cosine = np.clip(vectors[: len(queries)] @ vectors[len(queries) :].T, 0.0, 1.0)
         return cosine if lexical is None else (cosine + lexical) / 2

@@ -191,6 +191,7 @@ class Runtime:
         return EvidenceFinder(
             self._query_embedder.embed,
             method=self.settings.quote_method,
+            grounding_method=self.settings.grounding_method,
             support_threshold=self.settings.grounding_threshold,
             neighbours=(self.settings.quote_context_sentences, self.settings.quote_context_sentences),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.evidence import EvidenceFinder, cited_numbers, claims_of, sentences
+from rag.settings import Settings
 
 LIGHTHOUSE_CHUNK = (
     "Quillhaven harbour\n"
@@ -34,11 +35,15 @@ def test_markers_are_read_in_every_form_and_belong_to_their_sentence():
 @pytest.mark.parametrize("method", ["lexical", "embedding", "both"])
 def test_the_quote_is_the_sentence_that_answers_verbatim(embedder, method):
     finder = EvidenceFinder(embedder.embed, method=method)
-    evidence = finder.find(QUESTION, "", {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK})
+    shipped = Settings(_env_file=None)
+    wide = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=(2, 2))
+    quote = wide.find(QUESTION, "", {1: LIGHTHOUSE_CHUNK}).sources[1].quote
+    assert "14 March 1887" in quote.text and LIGHTHOUSE_CHUNK[quote.start : quote.end] == quote.text
+    evidence = finder.find(QUESTION, "", {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK}, {1: 0.5, 2: 0.45})
     quote = evidence.sources[2].quote
     assert quote is not None and "14 March 1887" in quote.text
     assert LIGHTHOUSE_CHUNK[quote.start : quote.end] == quote.text
-    assert evidence.order == [2, 1]  # the source that answers comes first
+    assert evidence.order == [2, 1]  # the source that answers first, though retrieval put it second
     assert all(not source.cited for source in evidence.sources.values())  # no answer, no markers
 
 
@@ -56,5 +61,6 @@ def test_grounding_flags_the_sentence_no_source_supports(embedder):
 def test_lexical_quotes_need_no_embedding_model():
     with pytest.raises(ValueError, match="needs the embedding model"):
         EvidenceFinder(None, method="both")
-    evidence = EvidenceFinder(None, method="lexical").find(QUESTION, "", {1: LIGHTHOUSE_CHUNK})
+    lexical = EvidenceFinder(None, method="lexical", grounding_method="lexical")
+    evidence = lexical.find(QUESTION, "", {1: LIGHTHOUSE_CHUNK})
     assert "1887" in evidence.sources[1].quote.text
