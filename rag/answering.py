@@ -217,10 +217,7 @@ class QueryService:
         # retrieval found something relevant in it.
         named = q.filters.document_ids is not None
         if reason is not None and not named:
-            # Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up).
-            closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
-            closest, _ = await self.with_evidence(q.question, "", closest)
-            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest, search_text)
+            return await self._abstain(q, hits, reason, retrieval_ms, search_text)
         started = time.perf_counter()
         whole = await self._whole_documents(q, hits)
         if whole is not None:
@@ -236,23 +233,34 @@ class QueryService:
                 context="documents",
             )
         if reason is not None:
-            closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
-            closest, _ = await self.with_evidence(q.question, "", closest)
-            return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest, search_text)
-        packed = await pack_prompt(
-            self._llm,
-            q.question,
-            q.history,
-            relevant,
-            max_tokens=q.max_tokens,
-            system_role=self._settings.llm_system_role,
-            extra_instructions=q.extra_instructions,
-            cache=self._token_counts,
-        )
+            return await self._abstain(q, hits, reason, retrieval_ms, search_text)
+        packed = await self._pack(q, relevant)
         citations = [_citation(source.n, source.hit) for source in packed.sources]
         prompt_ms = _ms(started)
         return Prepared(
             packed.messages, citations, False, self._model_name(), retrieval_ms, prompt_ms, retrieval_query=search_text
+        )
+
+    async def _abstain(
+        self, q: Question, hits: list[ChunkHit], reason: str, retrieval_ms: float, search_text: str
+    ) -> Prepared:
+        """Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up). The
+        closest passages come back with their quotes, so a person can see why."""
+        closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
+        closest, _ = await self.with_evidence(q.question, "", closest)
+        return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest, search_text)
+
+    async def _pack(self, q: Question, hits: list[ChunkHit], *, all_or_nothing: bool = False) -> PackedPrompt:
+        return await pack_prompt(
+            self._llm,
+            q.question,
+            q.history,
+            hits,
+            max_tokens=q.max_tokens,
+            system_role=self._settings.llm_system_role,
+            extra_instructions=q.extra_instructions,
+            cache=self._token_counts,
+            all_or_nothing=all_or_nothing,
         )
 
     async def _whole_documents(self, q: Question, hits: list[ChunkHit]) -> tuple[PackedPrompt, list[Citation]] | None:
@@ -284,17 +292,7 @@ class QueryService:
             if text.strip()
         ]
         try:
-            packed = await pack_prompt(
-                self._llm,
-                q.question,
-                q.history,
-                documents,
-                max_tokens=q.max_tokens,
-                system_role=self._settings.llm_system_role,
-                extra_instructions=q.extra_instructions,
-                cache=self._token_counts,
-                all_or_nothing=True,
-            )
+            packed = await self._pack(q, documents, all_or_nothing=True)
         except PromptTooLong:  # they do not all fit: chunks it is
             return None
         citations = []
