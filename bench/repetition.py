@@ -70,9 +70,10 @@ def main() -> None:
     parser.add_argument("--llm", help="a running vLLM's /v1 URL; without it the local one is started")
     parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--split", default="dev")
     parser.add_argument("--state", type=Path, help="keep the ingested set here, and reuse it next time")
     args = parser.parse_args()
-    questions = [q for q in load_questions(FAQ_SET / "questions.jsonl", "dev") if q.doc][: args.questions]
+    questions = [q for q in load_questions(FAQ_SET / "questions.jsonl", args.split) if q.doc][: args.questions]
     with tempfile.TemporaryDirectory() as scratch:
         state = args.state or scratch
         settings = Settings(_env_file=None).model_copy(update={"data_dir": Path(state), "chroma_url": None})
@@ -86,7 +87,7 @@ def main() -> None:
                     raise SystemExit(f"the local LLM did not start: {runtime.local_llm_error}")
                 time.sleep(2)
             url = args.llm or runtime.llm_base_url
-            print(f"{len(questions)} FAQ dev questions, max_tokens {args.max_tokens}, temperature 0")
+            print(f"{len(questions)} FAQ {args.split} questions, max_tokens {args.max_tokens}, temperature 0")
             for guard in GUARDS:
                 started = time.perf_counter()
                 answers = asyncio.run(answer_all(runtime, url, guard, questions, args.max_tokens))

@@ -131,7 +131,7 @@ class SentenceTransformerEmbedder:
             convert_to_tensor=True,  # numpy has no bfloat16: the cast to float32 happens in torch
             show_progress_bar=False,
         )
-        if not vectors.is_floating_point() or vectors.dtype.itemsize < 4:
+        if vectors.dtype.itemsize < 4:
             # Normalised again in float32: a 16-bit unit vector is a unit vector to only ~3 digits.
             vectors = torch_normalize(vectors.float())
         return vectors.cpu().numpy()

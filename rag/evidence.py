@@ -197,13 +197,10 @@ class EvidenceFinder:
         query = question if not claims else f"{question}\n{strip_markers(answer)}"
         queries = [query] + [strip_markers(claim.text) for claim in claims]
         candidates = [text for _, _, text, _ in windows]
-        vectors = self._vectors(queries + candidates)
+        lexical, cosine = self._agreements(queries, candidates)
         # Row 0 (the quote) by the quote method, the answer's sentences (grounding) by the grounding method.
         similarity = np.vstack(
-            [
-                self._similarity(vectors, queries, candidates, self._method)[:1],
-                self._similarity(vectors, queries, candidates, self._grounding_method)[1:],
-            ]
+            [combine(self._method, lexical, cosine)[:1], combine(self._grounding_method, lexical, cosine)[1:]]
         )
 
         best: dict[int, tuple[float, tuple[int, int]]] = {}
@@ -241,24 +238,27 @@ class EvidenceFinder:
         order = sorted(sources, key=lambda n: (-(evidence[n].support + retrieval.get(n, 0.0)), n))
         return Evidence(evidence, order, grounding)
 
-    def _vectors(self, texts: list[str]) -> np.ndarray | None:
-        if self._method == self._grounding_method == "lexical" or not texts:
-            return None
-        return np.asarray(self._embed(texts), dtype=np.float32)
-
-    @staticmethod
-    def _similarity(
-        vectors: np.ndarray | None, queries: list[str], candidates: list[str], method: QuoteMethod
-    ) -> np.ndarray:
-        """(queries x candidates) agreement in 0-1: lexical, cosine, or their mean."""
-        lexical = None
-        if method in ("lexical", "both"):
+    def _agreements(self, queries: list[str], candidates: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(queries x candidates) shared-stem agreement and cosine, each computed once and only when one of
+        the two methods uses it."""
+        methods = {self._method, self._grounding_method}
+        lexical = cosine = None
+        if methods & {"lexical", "both"}:
             query_stems = [stems(text) for text in queries]
             candidate_stems = [stems(text) for text in candidates]
             lexical = np.array(
                 [[lexical_agreement(q, c) for c in candidate_stems] for q in query_stems], dtype=np.float32
             ).reshape(len(queries), len(candidates))
-        if method == "lexical":
-            return lexical
-        cosine = np.clip(vectors[: len(queries)] @ vectors[len(queries) :].T, 0.0, 1.0)
-        return cosine if lexical is None else (cosine + lexical) / 2
+        if methods & {"embedding", "both"} and candidates:
+            vectors = np.asarray(self._embed(queries + candidates), dtype=np.float32)
+            cosine = np.clip(vectors[: len(queries)] @ vectors[len(queries) :].T, 0.0, 1.0)
+        elif methods & {"embedding", "both"}:
+            cosine = np.zeros((len(queries), 0), dtype=np.float32)
+        return lexical, cosine
+
+
+def combine(method: QuoteMethod, lexical: np.ndarray | None, cosine: np.ndarray | None) -> np.ndarray:
+    """Agreement in 0-1 by one method: shared stems, cosine, or their mean."""
+    if method == "lexical":
+        return lexical
+    return cosine if method == "embedding" else (cosine + lexical) / 2

@@ -57,31 +57,36 @@ async def retrieval_queries(
     question: str, history: list[Message], mode: FollowupQuery, llm: LLMClient | None
 ) -> list[str]:
     """The texts to search with for ``question`` asked after ``history``; more than one are to be fused."""
-    text = await retrieval_query(question, history, mode, llm)
-    if text == question or (mode != "recent" and text != recent_turns_query(question, history)):
-        return [text]
-    return [text, question]  # the joined turns, and the question alone (a new subject)
+    if mode == "off" or not any(m.get("role") == "user" for m in history):
+        return [question]
+    if mode == "llm":
+        rewrite = await _rewrite(question, history, llm)
+        if rewrite is not None:
+            return [rewrite]
+    return [recent_turns_query(question, history), question]  # the joined turns, and a new subject
 
 
 async def retrieval_query(question: str, history: list[Message], mode: FollowupQuery, llm: LLMClient | None) -> str:
-    """The text to search with for ``question`` asked after ``history``."""
-    if mode == "off" or not any(m.get("role") == "user" for m in history):
-        return question
-    if mode == "llm":
-        conversation = "\n".join(f"{m['role']}: {m['content'].strip()[:TURN_CHARS]}" for m in history[-6:])
-        messages: list[Message] = [
-            {"role": "system", "content": REWRITE_INSTRUCTIONS},
-            {"role": "user", "content": f"{conversation}\nuser: {question}\n\nStandalone question:"},
-        ]
-        try:
-            completion = await llm.complete(messages, max_tokens=_REWRITE_TOKENS, temperature=0.0)
-        except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
-            log.warning("follow-up rewrite failed, joining recent turns instead: %s", exc)
-        else:
-            rewrite = completion.text.strip().strip('"')
-            if completion.finish_reason != "length" and plausible_rewrite(rewrite, question, history):
-                return rewrite
-    return recent_turns_query(question, history)
+    """The main text to search with (the only one, but for ``recent``)."""
+    return (await retrieval_queries(question, history, mode, llm))[0]
+
+
+async def _rewrite(question: str, history: list[Message], llm: LLMClient) -> str | None:
+    """The served model's standalone version of the question, or None when it fails or is not plausible."""
+    conversation = "\n".join(f"{m['role']}: {m['content'].strip()[:TURN_CHARS]}" for m in history[-6:])
+    messages: list[Message] = [
+        {"role": "system", "content": REWRITE_INSTRUCTIONS},
+        {"role": "user", "content": f"{conversation}\nuser: {question}\n\nStandalone question:"},
+    ]
+    try:
+        completion = await llm.complete(messages, max_tokens=_REWRITE_TOKENS, temperature=0.0)
+    except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
+        log.warning("follow-up rewrite failed, joining recent turns instead: %s", exc)
+        return None
+    rewrite = completion.text.strip().strip('"')
+    if completion.finish_reason != "length" and plausible_rewrite(rewrite, question, history):
+        return rewrite
+    return None
 
 
 def fuse(results: list[list[ChunkHit]], k: int, rrf_k: int = 60) -> list[ChunkHit]:
