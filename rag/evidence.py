@@ -11,9 +11,9 @@ pick one or both for each job; both were chosen on the PDF eval's dev split by `
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -70,18 +70,25 @@ class Evidence:
     grounding: list[GroundedSentence]
 
 
-@lru_cache(maxsize=1)
+# The segmenter and the stemmer keep per-call state on the instance, so threads answering questions side by
+# side must not share one: each thread gets its own.
+_per_thread = threading.local()
+
+
 def _segmenter():
-    import pysbd
+    if not hasattr(_per_thread, "segmenter"):
+        import pysbd
 
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+        _per_thread.segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return _per_thread.segmenter
 
 
-@lru_cache(maxsize=1)
 def _stemmer():
-    import snowballstemmer
+    if not hasattr(_per_thread, "stemmer"):
+        import snowballstemmer
 
-    return snowballstemmer.stemmer("english")
+        _per_thread.stemmer = snowballstemmer.stemmer("english")
+    return _per_thread.stemmer
 
 
 def sentences(text: str) -> list[Span]:

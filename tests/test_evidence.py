@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from rag.evidence import EvidenceFinder, cited_numbers, claims_of, sentences
+from rag.evidence import EvidenceFinder, cited_numbers, claims_of, sentences, stems
 from rag.settings import Settings
 
 LIGHTHOUSE_CHUNK = (
@@ -64,3 +66,18 @@ def test_lexical_quotes_need_no_embedding_model():
     lexical = EvidenceFinder(None, method="lexical", grounding_method="lexical")
     evidence = lexical.find(QUESTION, "", {1: LIGHTHOUSE_CHUNK})
     assert "1887" in evidence.sources[1].quote.text
+
+
+def test_sentences_and_stems_agree_when_many_threads_ask_at_once():
+    """Concurrent questions split and stem side by side; a shared segmenter or stemmer garbles (or raises)."""
+    texts = [
+        f"Operational rationalisation number {n} requires recalibrating the conditional hopefulness. "
+        f"Dr. Smith's generalizations, e.g. the {n}th, were irrationally nationalistic. Next line.\n"
+        "Another paragraph follows here."
+        for n in range(200)
+    ]
+    expected = [(sentences(text), stems(text)) for text in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda text: (sentences(text), stems(text)), texts))
+            assert got == expected
