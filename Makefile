@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup serve test lint format bench-ingest eval-data eval eval-sets
+.PHONY: setup serve test browser lint format bench-ingest eval-data eval eval-sets
 
 setup: $(VENV)/.installed
 
@@ -26,8 +26,16 @@ $(VENV)/.installed: pyproject.toml
 serve: setup
 	$(VENV)/bin/rag serve
 
-test: setup eval-data
+test: setup eval-data browser
 	$(PY) -m pytest
+
+# The browser tests (tests/test_web.py) drive Debian's chromium through chromium-driver: installed when
+# missing. Only the tests need a browser; the service itself needs neither it nor Node.
+browser:
+	@if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
 
 # The public evaluation sets (data/eval/README.md), copied and built from Debian's packages.
 eval-data: setup

@@ -60,8 +60,11 @@ class IngestWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
-        self._thread.start()
+        # Published only once started: a stop() racing this (the app shutting down while the model loads)
+        # must not join a thread that has not started. A thread started after the stop exits at once.
+        thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        thread.start()
+        self._thread = thread
 
     def request_stop(self) -> None:
         self._stopping.set()

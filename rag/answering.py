@@ -44,6 +44,7 @@ class Citation:
     text: str
     score: float  # retrieval: cosine similarity to the question
     chunk_start: int | None = None  # where the chunk's text starts in the document
+    chunk_index: int | None = None  # the chunk's place in its document, to read its neighbours
     # Evidence, once the answer is known (rag/evidence.py):
     quote: Quote | None = None
     cited: bool = False
@@ -67,6 +68,7 @@ class Citation:
             "document_id": self.document_id,
             "filename": self.filename,
             "page": self.page,
+            "chunk_index": self.chunk_index,
             "text": self.text,
             "score": round(self.score, 4),
             "quote": quote,
@@ -139,6 +141,7 @@ def _citation(n: int, hit: ChunkHit) -> Citation:
         hit.text,
         hit.score,
         chunk_start=meta.get("start"),
+        chunk_index=meta.get("chunk_index"),
     )
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from ingest.detect import DocType
+from ingest.files import FileStore
 from ingest.pipeline import chunk_id
 from ingest.records import DocumentRecord, DocumentRecords, Status
+from rag.pages import Box, PageImage, PageImages, PageNotFound
 from rag.store import ChromaStore, ChunkHit
 
 
@@ -21,9 +25,17 @@ class ChunkPage:
 
 
 class DocumentReader:
-    def __init__(self, records: DocumentRecords, store: ChromaStore):
+    def __init__(
+        self,
+        records: DocumentRecords,
+        store: ChromaStore,
+        files: FileStore | None = None,
+        page_images: PageImages | None = None,
+    ):
         self._records = records
         self._store = store
+        self._files = files
+        self._page_images = page_images
 
     def get(self, document_id: str, *, within: frozenset[str] | None = None) -> DocumentRecord:
         """The document; DocumentNotFound also when it is outside the collections ``within`` (a scoped key
@@ -44,6 +56,12 @@ class DocumentReader:
     ) -> tuple[list[DocumentRecord], int]:
         return self._records.list(collection=collection, status=status, limit=limit, offset=offset, within=within)
 
+    def collections(self, *, within: frozenset[str] | None = None) -> list[tuple[str, int]]:
+        """Each collection (within those named, if any) and how many documents it holds."""
+        names = [name for name in self._records.collections() if within is None or name in within]
+        counted = [(name, self._records.list(collection=name, limit=1)[1]) for name in names]
+        return [(name, count) for name, count in counted if count]  # not those whose last document is going
+
     def chunks(self, document_id: str, *, limit: int, offset: int, within: frozenset[str] | None = None) -> ChunkPage:
         """A page of the document's stored chunks in reading order (so far, while it is being written)."""
         record = self.get(document_id, within=within)
@@ -56,6 +74,31 @@ class DocumentReader:
                 total = 0
         ids = [chunk_id(record.id, index) for index in range(offset, min(offset + limit, total))]
         return ChunkPage(record, self._store.get_chunks(record.collection, ids), total)
+
+    def page_image(
+        self, document_id: str, number: int, *, width: int, within: frozenset[str] | None = None
+    ) -> PageImage:
+        """Page ``number`` (from 1) of a PDF document, drawn ``width`` pixels wide."""
+        record, path = self._pdf(document_id, within)
+        return self._page_images.page(path, record.sha256, number, width)
+
+    def page_boxes(
+        self, document_id: str, number: int, text: str, *, within: frozenset[str] | None = None
+    ) -> list[Box]:
+        """Where ``text`` (a citation's quote) lies on page ``number`` of a PDF document."""
+        _, path = self._pdf(document_id, within)
+        return self._page_images.boxes(path, number, text)
+
+    def _pdf(self, document_id: str, within: frozenset[str] | None) -> tuple[DocumentRecord, Path]:
+        if self._files is None or self._page_images is None:
+            raise RuntimeError("this reader was built without the files and page images")
+        record = self.get(document_id, within=within)
+        if record.content_type != DocType.PDF:
+            raise PageNotFound(f"{record.filename} is not a PDF: it has no pages to draw")
+        path = self._files.path(record.id)
+        if record.status is Status.DELETING or not path.exists():
+            raise DocumentNotFound(document_id)
+        return record, path
 
 
 def joined_text(chunks: list[ChunkHit]) -> str:

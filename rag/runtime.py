@@ -23,6 +23,7 @@ from rag.documents import WholeDocuments
 from rag.evidence import EvidenceFinder
 from rag.keyword import HybridChunkStore, KeywordIndex
 from rag.local_llm import LocalVLLM
+from rag.pages import PageImages
 from rag.query_batching import BatchingEmbedder
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -76,6 +77,7 @@ class Runtime:
         # Ingestion writes vectors and keywords together, so the two indexes never drift apart.
         self.chunk_store = HybridChunkStore(self.store, self.keywords)
         self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
+        self.page_images = PageImages(cache_bytes=settings.page_cache_bytes)
         self.embedder: Embedder | None = embedder
         self._parse_pool: ProcessPoolExecutor | None = None
         self._query_embedder: BatchingEmbedder | None = None

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     # /docs, /redoc and /openapi.json stay open when keys are on: they hold the API's shape (public in this
     # repository), no data, and a browser opening /docs cannot send a key. `false` turns them off.
     api_docs: bool = True
+    # The web page at / (rag/web): off leaves only the API. A cited PDF page is drawn this many pixels wide
+    # (a request may ask for up to page_image_max_width), and drawn pages are kept in a cache of this size.
+    web_page: bool = True
+    page_image_width: int = Field(default=1000, ge=100, le=4000)
+    page_image_max_width: int = Field(default=2000, ge=100, le=4000)
+    page_cache_mb: int = Field(default=64, ge=0, le=4096)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
@@ -167,6 +173,8 @@ class Settings(BaseSettings):
             raise ValueError("RAG_CHUNK_OVERLAP_TOKENS must be smaller than RAG_CHUNK_TOKENS")
         if self.max_tokens > self.max_answer_tokens:
             raise ValueError("RAG_MAX_TOKENS must not exceed RAG_MAX_ANSWER_TOKENS")
+        if self.page_image_width > self.page_image_max_width:
+            raise ValueError("RAG_PAGE_IMAGE_WIDTH must not exceed RAG_PAGE_IMAGE_MAX_WIDTH")
         return self
 
     @property
@@ -192,6 +200,10 @@ class Settings(BaseSettings):
             max_document_chars=self.max_document_chars,
             max_document_chunks=self.max_document_chunks,
         )
+
+    @property
+    def page_cache_bytes(self) -> int:
+        return self.page_cache_mb * 1024 * 1024
 
     @property
     def max_request_bytes(self) -> int:

@@ -15,10 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.ports import Embedder
-from rag.api import documents, health, openai_compat, query
+from rag.api import collections, documents, health, openai_compat, query
 from rag.api.deps import get_principal
 from rag.api.errors import install_error_handlers
 from rag.api.openapi import openapi_schema
+from rag.api.web import add_api_docs, add_web_page
 from rag.auth import KeyRing
 from rag.llm import OpenAICompatibleLLM
 from rag.metrics import Metrics
@@ -61,8 +62,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
         title="rag",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served from this host by add_api_docs, not from a CDN
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     app.openapi = lambda: openapi_schema(app, settings)
@@ -81,6 +82,11 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     app.include_router(documents.router, dependencies=protected)
     app.include_router(query.router, dependencies=protected)
     app.include_router(openai_compat.router, dependencies=protected)
+    app.include_router(collections.router, dependencies=protected)
+    if docs:
+        add_api_docs(app, title=app.title, openapi_url="/openapi.json")
+    if settings.web_page:
+        add_web_page(app)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -28,7 +28,7 @@ def get_ingest(runtime: Annotated[Runtime, Depends(get_runtime)]) -> IngestServi
 
 
 def get_reader(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DocumentReader:
-    return DocumentReader(runtime.records, runtime.store)
+    return DocumentReader(runtime.records, runtime.store, runtime.files, runtime.page_images)
 
 
 def get_principal(request: Request) -> Principal:

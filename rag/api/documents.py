@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 
 from ingest.errors import DocumentError
 from ingest.metadata import parse_metadata
 from ingest.records import Status
 from ingest.service import PreparedUpload
-from rag.api.deps import IngestDep, PrincipalDep, ReaderDep
+from rag.api.deps import IngestDep, PrincipalDep, ReaderDep, SettingsDep
 from rag.api.errors import ApiError, error_responses, status_for_document_error
 from rag.api.schemas import (
     MAX_OFFSET,
+    BoxOut,
     ChunkList,
     ChunkOut,
     CollectionName,
     DocumentList,
     DocumentOut,
     FileError,
+    PageBoxes,
     UploadedDocument,
     UploadResponse,
 )
-from rag.api.validation import validation_detail
+from rag.api.validation import invalid, validation_detail
 from rag.documents import DocumentNotFound
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -142,6 +145,52 @@ def get_document_chunks(
         limit=limit,
         offset=offset,
     )
+
+
+@router.get(
+    "/{document_id}/pages/{number}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The page as a PNG."}}
+    | error_responses(401, 404, 422),
+)
+def get_page_image(
+    reader: ReaderDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    document_id: str,
+    number: Annotated[int, Path(ge=1, le=1_000_000, description="The page, from 1 (a citation's `page`).")],
+    width: Annotated[int | None, Query(ge=100, le=4000, description="Pixels (RAG_PAGE_IMAGE_WIDTH).")] = None,
+    if_none_match: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Page ``number`` of a PDF document, drawn as a PNG: to show a person the page an answer cites."""
+    if width is not None and width > settings.page_image_max_width:
+        raise invalid(
+            f"at most {settings.page_image_max_width} pixels wide (RAG_PAGE_IMAGE_MAX_WIDTH)",
+            ("query", "width"),
+            "less_than_equal",
+        )
+    image = reader.page_image(
+        document_id, number, width=width or settings.page_image_width, within=principal.collections
+    )
+    # The image of a page never changes for a given file; a browser may keep it.
+    headers = {"ETag": f'"{image.etag}"', "Cache-Control": "private, max-age=86400"}
+    if if_none_match == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(image.png, media_type="image/png", headers=headers)
+
+
+@router.get("/{document_id}/pages/{number}/boxes", response_model=PageBoxes, responses=error_responses(401, 404, 422))
+def get_page_boxes(
+    reader: ReaderDep,
+    principal: PrincipalDep,
+    document_id: str,
+    number: Annotated[int, Path(ge=1, le=1_000_000, description="The page, from 1.")],
+    text: Annotated[str, Query(min_length=1, max_length=4000, description="The text to find: a citation's quote.")],
+) -> PageBoxes:
+    """Where the text lies on the page, one box per line, to highlight on the drawn page; no boxes when
+    it is not found there."""
+    boxes = reader.page_boxes(document_id, number, text, within=principal.collections)
+    return PageBoxes(page=number, boxes=[BoxOut(**dataclasses.asdict(box)) for box in boxes])
 
 
 @router.delete("/{document_id}", status_code=204, response_class=Response, responses=error_responses(401, 404, 503))

@@ -38,6 +38,7 @@ from rag.api.validation import validation_detail
 from rag.auth import AuthError
 from rag.documents import DocumentNotFound
 from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
+from rag.pages import PageNotFound
 from rag.prompting import PromptTooLong
 from rag.retrieval import CollectionNotFound
 from rag.runtime import ServiceNotReady
@@ -129,6 +130,7 @@ def status_for_document_error(error: DocumentError) -> int:
 # Errors whose own message is the reason: their status, and headers that tell a client when to retry.
 _PLAIN_ERRORS: dict[type[Exception], tuple[int, dict[str, str] | None]] = {
     BatchTooLarge: (413, None),
+    PageNotFound: (404, None),
     DocumentBeingDeleted: (409, None),
     EmbeddingModelMismatch: (409, None),
     QueueFull: (429, {"Retry-After": "30"}),

@@ -78,5 +78,10 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         for field in fields:
             _integer_branch(components[model]["properties"][field])["maximum"] = settings.max_answer_tokens
 
+    page_image = schema["paths"].get("/v1/documents/{document_id}/pages/{number}.png")
+    if page_image is not None:
+        width = next(p for p in page_image["get"]["parameters"] if p["name"] == "width")
+        _integer_branch(width["schema"])["maximum"] = settings.page_image_max_width
+
     app.openapi_schema = schema
     return schema

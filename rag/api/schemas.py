@@ -144,6 +144,20 @@ class ChunkOut(BaseModel):
         )
 
 
+class BoxOut(BaseModel):
+    """Fractions of the page's width and height, from its top left corner."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+class PageBoxes(BaseModel):
+    page: int
+    boxes: list[BoxOut]
+
+
 class ChunkList(BaseModel):
     document_id: str
     chunks: list[ChunkOut]
@@ -289,6 +303,10 @@ class CitationOut(BaseModel):
     document_id: str
     filename: str
     page: int | None
+    chunk_index: int | None = Field(
+        default=None,
+        description="The chunk's place in its document: GET /v1/documents/{id}/chunks?offset= reads its neighbours.",
+    )
     text: str
     score: float = Field(description="Retrieval: the chunk's cosine similarity to the question.")
     quote: QuoteOut | None = None
