@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup serve test browser lint format bench-ingest eval-data eval eval-sets
+.PHONY: setup serve test test-deps lint format bench-ingest eval-data eval eval-sets
 
 setup: $(VENV)/.installed
 
@@ -26,31 +26,19 @@ $(VENV)/.installed: pyproject.toml
 serve: setup
 	$(VENV)/bin/rag serve
 
-test: setup eval-data browser
+test: setup eval-data test-deps
 	$(PY) -m pytest
 
-# The browser tests (tests/test_web.py) drive Debian's chromium through chromium-driver: installed when
-# missing. Only the tests need a browser; the service itself needs neither it nor Node.
-browser:
-	@if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then \
+# Debian packages only the tests use, installed when missing: chromium and chromium-driver for the browser
+# tests (tests/test_web.py), postgresql for the PostgreSQL and many-process tests (tests/postgres.py starts
+# throwaway clusters; the packaged cluster is not used). The service itself needs none of them.
+test-deps:
+	@if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver postgresql; \
 	fi
-
-# The public evaluation sets (data/eval/README.md), copied and built from Debian's packages.
-eval-data: setup
-	bash data/eval/fetch.sh
-	$(PY) data/eval/faq/build.py
-	bash data/eval/pdf/fetch.sh
-
-# The quick smoke set (every retrieval mode), then the two hard sets beside the plain recipe, on one split.
-eval: setup eval-data
-	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results/smoke
-
-SPLIT ?= test
-eval-sets: setup eval-data
-	$(VENV)/bin/rag eval data/eval/faq/docs data/eval/faq/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/faq-$(SPLIT)
-	$(VENV)/bin/rag eval data/eval/pdf/docs data/eval/pdf/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/pdf-$(SPLIT)
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -67,8 +67,11 @@ class FileStore:
     def remove(self, document_id: str) -> None:
         self.path(document_id).unlink(missing_ok=True)
 
-    def document_ids(self) -> list[str]:
-        return [entry.name for entry in self._root.iterdir() if entry.is_file()]
+    def document_ids(self, *, older_than_seconds: float = 0) -> list[str]:
+        """Kept originals; with ``older_than_seconds``, only those written at least that long ago (another
+        process sharing this directory keeps a file a moment before it records the document)."""
+        cutoff = time.time() - older_than_seconds
+        return [entry.name for entry in self._root.iterdir() if entry.is_file() and entry.stat().st_mtime <= cutoff]
 
     def clear_staging(self, older_than_seconds: float) -> None:
         """Drop uploads a crashed process left half-copied."""

@@ -1,24 +1,28 @@
-"""Document records in SQLite: the source of truth for what exists and in which state.
+"""Document records, in SQLite or PostgreSQL (ingest/db.py): the source of truth for what exists and in
+which state.
 
-The table doubles as the ingestion queue (status ``queued``), so the queue survives restarts and any
-process that opens the same file sees the same jobs. WAL mode lets readers and one writer work together.
+The table doubles as the ingestion queue (status ``queued``), so the queue survives restarts and every
+process that opens the same database sees the same jobs. A worker claims a document with a lease
+(RAG_JOB_LEASE_SECONDS) that it renews while it works; a document whose lease ran out (its worker died) is
+claimed again by the next worker that looks. Every write a worker makes names it as the owner, so a worker
+that lost its lease can no longer move the document.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import sqlite3
-import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.db import Database, SqliteDatabase
 from ingest.errors import DocumentBeingDeleted, QueueFull
+from ingest.migrations import migrate
 
 
 class Status(enum.StrEnum):
@@ -36,30 +40,6 @@ PARSE_SHARE = 0.1
 
 # Documents whose chunks may be in the store without being complete: retrieval must not see them.
 NOT_VISIBLE = (Status.PROCESSING, Status.DELETING)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY,
-    collection TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    pages INTEGER,
-    chunks INTEGER,
-    chunks_written INTEGER NOT NULL DEFAULT 0,
-    pages_parsed INTEGER NOT NULL DEFAULT 0,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    owner TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (collection, sha256)
-);
-CREATE INDEX IF NOT EXISTS documents_status ON documents (status, created_at);
-CREATE INDEX IF NOT EXISTS documents_collection ON documents (collection, created_at);
-"""
 
 
 def _now() -> str:
@@ -97,6 +77,15 @@ class DocumentRecord:
     owner: str | None = None  # the process working on it (see ingest.service.process_identity)
     created_at: str = ""
     updated_at: str = ""
+    lease_until: float | None = None  # seconds since the epoch: the owner's claim on a processing document
+
+    @property
+    def worker(self) -> str | None:
+        """``host:pid`` of the worker processing it, for operators; None when no worker holds it."""
+        if self.status is not Status.PROCESSING or not self.owner:
+            return None
+        host, _, rest = self.owner.partition(":")
+        return f"{host}:{rest.partition(':')[0]}"
 
     @property
     def progress(self) -> float:
@@ -111,7 +100,7 @@ class DocumentRecord:
         return round(PARSE_SHARE * self.pages_parsed / self.pages, 4) if self.pages else 0.0
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> DocumentRecord:
+    def from_row(cls, row: dict[str, Any]) -> DocumentRecord:
         values = dict(row)
         values["status"] = Status(values["status"])
         values["metadata"] = json.loads(values["metadata"])
@@ -119,38 +108,26 @@ class DocumentRecord:
 
 
 class DocumentRecords:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-            columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(documents)")}
-            if "pages_parsed" not in columns:  # state from before the column existed
-                self._conn.execute("ALTER TABLE documents ADD COLUMN pages_parsed INTEGER NOT NULL DEFAULT 0")
+    def __init__(self, db: Database | Path):
+        self._db = db if not isinstance(db, Path) else SqliteDatabase(db)
+        migrate(self._db)
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _fetch_one(self, sql: str, params: tuple = ()) -> DocumentRecord | None:
-        with self._lock:
-            row = self._conn.execute(sql, params).fetchone()
+    def _fetch_one(self, sql: str, params: Sequence[Any] = ()) -> DocumentRecord | None:
+        with self._db.read() as cursor:
+            row = cursor.execute(sql, params).fetchone()
         return DocumentRecord.from_row(row) if row else None
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._db.read() as cursor:
+            row = cursor.execute(sql, params).fetchone()
+        return next(iter(row.values())) if row else None
 
     # --- creation and lookup -------------------------------------------------------------------------
 
@@ -169,11 +146,16 @@ class DocumentRecords:
         """
         now = _now()
         results: list[tuple[DocumentRecord, bool]] = []
-        with self._transaction() as conn:
-            waiting = conn.execute("SELECT COUNT(*) FROM documents WHERE status = ?", (Status.QUEUED,)).fetchone()[0]
+        with self._db.transaction() as cursor:
+            if self._db.dialect == "postgresql":
+                # Uploads on other API processes count the queue too: one at a time, as SQLite's write lock.
+                cursor.execute("SELECT pg_advisory_xact_lock(7401)")
+            waiting = cursor.execute(
+                "SELECT COUNT(*) AS n FROM documents WHERE status = ?", (Status.QUEUED,)
+            ).fetchone()["n"]
             queued = 0
             for upload in uploads:
-                existing = conn.execute(
+                existing = cursor.execute(
                     "SELECT * FROM documents WHERE collection = ? AND sha256 = ?", (upload.collection, upload.sha256)
                 ).fetchone()
                 if existing is not None and existing["status"] == Status.DELETING:
@@ -184,7 +166,7 @@ class DocumentRecords:
                     results.append((DocumentRecord.from_row(existing), True))
                     continue
                 if existing is not None:
-                    conn.execute(
+                    cursor.execute(
                         "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0,"
                         " filename = ?, metadata = ?, updated_at = ? WHERE id = ?",
                         (Status.QUEUED, upload.filename, json.dumps(upload.metadata), now, existing["id"]),
@@ -192,7 +174,7 @@ class DocumentRecords:
                     document_id = existing["id"]
                 else:
                     document_id = upload.document_id
-                    conn.execute(
+                    cursor.execute(
                         "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status,"
                         " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
@@ -209,7 +191,7 @@ class DocumentRecords:
                         ),
                     )
                 queued += 1
-                row = conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+                row = cursor.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
                 results.append((DocumentRecord.from_row(row), False))
             if waiting + queued > queue_max:
                 raise QueueFull(
@@ -236,73 +218,85 @@ class DocumentRecords:
             where.append("collection = ?")
             params.append(collection)
         if within is not None:
-            where.append(f"collection IN ({','.join('?' * len(within))})" if within else "0")
+            where.append(f"collection IN ({','.join('?' * len(within))})" if within else "1 = 0")
             params.extend(sorted(within))
         if status is not None:
             where.append("status = ?")
             params.append(status)
         clause = " AND ".join(where)
-        with self._lock:
-            total = self._conn.execute(f"SELECT COUNT(*) FROM documents WHERE {clause}", params).fetchone()[0]
-            rows = self._conn.execute(
+        with self._db.read() as cursor:
+            total = cursor.execute(f"SELECT COUNT(*) AS n FROM documents WHERE {clause}", params).fetchone()["n"]
+            rows = cursor.execute(
                 f"SELECT * FROM documents WHERE {clause} ORDER BY created_at, id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         return [DocumentRecord.from_row(row) for row in rows], total
 
     def count(self, status: Status) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM documents WHERE status = ?", (status,)).fetchone()[0]
+        return int(self._scalar("SELECT COUNT(*) AS n FROM documents WHERE status = ?", (status,)))
 
     def ids(self) -> set[str]:
-        with self._lock:
-            return {row[0] for row in self._conn.execute("SELECT id FROM documents")}
+        with self._db.read() as cursor:
+            return {row["id"] for row in cursor.execute("SELECT id FROM documents").fetchall()}
 
     def collection_exists(self, collection: str) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT 1 FROM documents WHERE collection = ? AND status != ? LIMIT 1", (collection, Status.DELETING)
-            ).fetchone()
-        return row is not None
+        found = self._scalar(
+            "SELECT 1 AS found FROM documents WHERE collection = ? AND status != ? LIMIT 1",
+            (collection, Status.DELETING),
+        )
+        return found is not None
 
     def hidden_document_ids(self, collection: str) -> list[str]:
         """Documents whose chunks may be partly in the store: retrieval filters these out. A failed document
         keeps ``chunks_written`` above 0 only when its partial chunks could not be removed."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db.read() as cursor:
+            rows = cursor.execute(
                 f"SELECT id FROM documents WHERE collection = ? AND (status IN ({','.join('?' * len(NOT_VISIBLE))})"
                 " OR (status = ? AND chunks_written > 0))",
                 (collection, *NOT_VISIBLE, Status.FAILED),
             ).fetchall()
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
     # --- the queue -----------------------------------------------------------------------------------
 
-    def claim_next(self, owner: str) -> DocumentRecord | None:
-        """Atomically move the oldest queued document to ``processing`` for ``owner`` and return it."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM documents WHERE status = ? ORDER BY created_at, id LIMIT 1", (Status.QUEUED,)
+    def claim_next(self, owner: str, *, lease_seconds: float = 60.0) -> DocumentRecord | None:
+        """Atomically move the oldest queued document (or one whose worker's lease ran out) to
+        ``processing`` for ``owner``, leased for ``lease_seconds``, and return it. Concurrent claimers on
+        PostgreSQL skip each other's locked rows instead of waiting."""
+        now = time.time()
+        with self._db.transaction() as cursor:
+            row = cursor.execute(
+                "SELECT id, status FROM documents WHERE status = ? OR (status = ? AND lease_until < ?)"
+                f" ORDER BY created_at, id LIMIT 1{self._db.skip_locked}",
+                (Status.QUEUED, Status.PROCESSING, now),
             ).fetchone()
             if row is None:
                 return None
-            conn.execute(
+            cursor.execute(
                 "UPDATE documents SET status = ?, chunks = NULL, chunks_written = 0, pages_parsed = 0, owner = ?,"
-                " updated_at = ? WHERE id = ?",
-                (Status.PROCESSING, owner, _now(), row["id"]),
+                " lease_until = ?, updated_at = ? WHERE id = ?",
+                (Status.PROCESSING, owner, now + lease_seconds, _now(), row["id"]),
             )
-            claimed = conn.execute("SELECT * FROM documents WHERE id = ?", (row["id"],)).fetchone()
+            claimed = cursor.execute("SELECT * FROM documents WHERE id = ?", (row["id"],)).fetchone()
         return DocumentRecord.from_row(claimed)
+
+    def renew_leases(self, owner: str, *, lease_seconds: float) -> int:
+        """Extend the lease on every document ``owner`` is processing; how many it holds."""
+        with self._db.transaction() as cursor:
+            return cursor.execute(
+                "UPDATE documents SET lease_until = ? WHERE owner = ? AND status = ?",
+                (time.time() + lease_seconds, owner, Status.PROCESSING),
+            ).rowcount
 
     def unfinished(self) -> list[DocumentRecord]:
         """Documents a previous process left mid-way (processing, or being deleted)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db.read() as cursor:
+            rows = cursor.execute(
                 "SELECT * FROM documents WHERE status IN (?, ?)", (Status.PROCESSING, Status.DELETING)
             ).fetchall()
         return [DocumentRecord.from_row(row) for row in rows]
 
-    def _update(self, document_id: str, only_if: Status | None = None, **values: Any) -> bool:
+    def _update(self, document_id: str, only_if: Status | None = None, owner: str | None = None, **values: Any) -> bool:
         values["updated_at"] = _now()
         assignments = ", ".join(f"{name} = ?" for name in values)
         sql = f"UPDATE documents SET {assignments} WHERE id = ?"
@@ -310,40 +304,45 @@ class DocumentRecords:
         if only_if is not None:
             sql += " AND status = ?"
             params.append(only_if)
-        with self._lock:
-            return self._conn.execute(sql, params).rowcount == 1
+        if owner is not None:  # the fence: a worker whose lease was taken over moves nothing
+            sql += " AND owner = ?"
+            params.append(owner)
+        with self._db.transaction() as cursor:
+            return cursor.execute(sql, params).rowcount == 1
 
-    def set_parsing(self, document_id: str, *, pages_parsed: int, pages: int) -> bool:
-        return self._update(document_id, Status.PROCESSING, pages=pages, pages_parsed=pages_parsed)
+    def set_parsing(self, document_id: str, *, pages_parsed: int, pages: int, owner: str | None = None) -> bool:
+        return self._update(document_id, Status.PROCESSING, owner, pages=pages, pages_parsed=pages_parsed)
 
-    def set_plan(self, document_id: str, *, pages: int | None, chunks: int) -> bool:
+    def set_plan(self, document_id: str, *, pages: int | None, chunks: int, owner: str | None = None) -> bool:
         return self._update(
-            document_id, Status.PROCESSING, pages=pages, pages_parsed=pages or 0, chunks=chunks, chunks_written=0
+            document_id, Status.PROCESSING, owner, pages=pages, pages_parsed=pages or 0, chunks=chunks, chunks_written=0
         )
 
-    def set_progress(self, document_id: str, chunks_written: int) -> bool:
-        return self._update(document_id, Status.PROCESSING, chunks_written=chunks_written)
+    def set_progress(self, document_id: str, chunks_written: int, *, owner: str | None = None) -> bool:
+        return self._update(document_id, Status.PROCESSING, owner, chunks_written=chunks_written)
 
-    def mark_ready(self, document_id: str) -> bool:
-        return self._update(document_id, Status.PROCESSING, status=Status.READY, error=None)
+    def mark_ready(self, document_id: str, *, owner: str | None = None) -> bool:
+        return self._update(document_id, Status.PROCESSING, owner, status=Status.READY, error=None)
 
-    def mark_failed(self, document_id: str, reason: str, *, chunks_left: bool = False) -> bool:
+    def mark_failed(
+        self, document_id: str, reason: str, *, chunks_left: bool = False, owner: str | None = None
+    ) -> bool:
         """``chunks_left``: its partial chunks could not be removed, so it stays hidden from retrieval."""
         return self._update(
-            document_id, Status.PROCESSING, status=Status.FAILED, error=reason, chunks_written=int(chunks_left)
+            document_id, Status.PROCESSING, owner, status=Status.FAILED, error=reason, chunks_written=int(chunks_left)
         )
 
-    def requeue(self, document_id: str) -> bool:
-        return self._update(document_id, Status.PROCESSING, status=Status.QUEUED, chunks_written=0)
+    def requeue(self, document_id: str, *, owner: str | None = None) -> bool:
+        return self._update(document_id, Status.PROCESSING, owner, status=Status.QUEUED, chunks_written=0)
 
     def requeue_collection(self, collection: str) -> list[str]:
         """Queue every ready or failed document of the collection again (to embed it anew); their ids."""
-        with self._transaction() as conn:
-            rows = conn.execute(
+        with self._db.transaction() as cursor:
+            rows = cursor.execute(
                 "SELECT id FROM documents WHERE collection = ? AND status IN (?, ?)",
                 (collection, Status.READY, Status.FAILED),
             ).fetchall()
-            conn.execute(
+            cursor.execute(
                 "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0, updated_at = ?"
                 " WHERE collection = ? AND status IN (?, ?)",
                 (Status.QUEUED, _now(), collection, Status.READY, Status.FAILED),
@@ -351,8 +350,9 @@ class DocumentRecords:
         return [row["id"] for row in rows]
 
     def collections(self) -> list[str]:
-        with self._lock:
-            return [row[0] for row in self._conn.execute("SELECT DISTINCT collection FROM documents ORDER BY 1")]
+        with self._db.read() as cursor:
+            rows = cursor.execute("SELECT DISTINCT collection FROM documents ORDER BY collection").fetchall()
+        return [row["collection"] for row in rows]
 
     def mark_deleting(
         self, document_id: str, owner: str, *, within: frozenset[str] | None = None
@@ -362,16 +362,18 @@ class DocumentRecords:
         A document already being deleted is returned too: deleting it again retries a delete whose store
         failed (removing chunks twice is harmless).
         """
-        with self._transaction() as conn:
-            row = conn.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+        with self._db.transaction() as cursor:
+            row = cursor.execute(
+                f"SELECT * FROM documents WHERE id = ?{self._db.skip_locked}", (document_id,)
+            ).fetchone()
             if row is None or (within is not None and row["collection"] not in within):
                 return None
-            conn.execute(
+            cursor.execute(
                 "UPDATE documents SET status = ?, owner = ?, updated_at = ? WHERE id = ?",
                 (Status.DELETING, owner, _now(), document_id),
             )
         return DocumentRecord.from_row(row)
 
     def remove(self, document_id: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+        with self._db.transaction() as cursor:
+            cursor.execute("DELETE FROM documents WHERE id = ?", (document_id,))

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import threading
+import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -48,13 +49,16 @@ def process_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def owner_is_alive(owner: str | None, me: str) -> bool:
-    """Whether another live process on this host may still be working on a document it claimed."""
+def owner_is_alive(owner: str | None, me: str, lease_until: float | None = None) -> bool:
+    """Whether another live process may still be working on a document it claimed: on this host, whether its
+    process runs; on another host (which cannot be asked), whether its lease still holds."""
     if not owner or owner == me:
         return False
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if host != socket.gethostname():
+        return lease_until is not None and lease_until > time.time()
+    if not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
@@ -203,7 +207,7 @@ class IngestService:
         """
         self.files.clear_staging(older_than_seconds=STALE_UPLOAD_SECONDS)
         for record in self.records.unfinished():
-            if owner_is_alive(record.owner, self.identity):
+            if owner_is_alive(record.owner, self.identity, record.lease_until):
                 continue
             try:
                 self._recover(record)
@@ -217,7 +221,8 @@ class IngestService:
                         chunks_left=True,
                     )
         # Originals a crash left without a record (copied, but never queued).
-        for orphan in set(self.files.document_ids()) - self.records.ids():
+        kept = self.files.document_ids(older_than_seconds=STALE_UPLOAD_SECONDS)
+        for orphan in set(kept) - self.records.ids():
             self.files.remove(orphan)
         if self.records.count(Status.QUEUED):
             self.work_available.set()

@@ -50,8 +50,11 @@ class IngestWorker:
         events: IngestEvents | None = None,
         *,
         active_documents: int = 4,
+        lease_seconds: float = 60.0,
     ):
         self._service = service
+        self._lease_seconds = lease_seconds
+        self._me = service.identity
         self._events = events or NoEvents()
         self._records = service.records
         self._pipeline = pipeline
@@ -65,6 +68,7 @@ class IngestWorker:
         thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         thread.start()
         self._thread = thread
+        threading.Thread(target=self._renew_leases, name="ingest-lease", daemon=True).start()
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -76,6 +80,16 @@ class IngestWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _renew_leases(self) -> None:
+        """Keep this process's claims alive while it works, so a long document is never taken over from a
+        live worker; a worker that dies stops renewing, and its documents are claimed again once the lease
+        runs out."""
+        while not self._stopping.wait(self._lease_seconds / 3):
+            try:
+                self._records.renew_leases(self._me, lease_seconds=self._lease_seconds)
+            except Exception:
+                log.exception("could not renew the ingestion leases; retrying")
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             if not self.drain():
@@ -84,7 +98,7 @@ class IngestWorker:
 
     def run_once(self) -> bool:
         """Ingest the next queued document, if any, alone and to the end. Returns whether there was one."""
-        record = self._records.claim_next(self._service.identity)
+        record = self._claim()
         if record is None:
             return False
         planned: Future[Plan] = Future()
@@ -106,7 +120,7 @@ class IngestWorker:
         try:
             while not self._stopping.is_set():
                 while len(active) < self._active_documents:
-                    record = self._records.claim_next(self._service.identity)
+                    record = self._claim()
                     if record is None:
                         break
                     active.append(_Job(record, readers.submit(self._plan, record)))
@@ -127,6 +141,12 @@ class IngestWorker:
                 self._put_back(job)
         return done
 
+    def _claim(self) -> DocumentRecord | None:
+        record = self._records.claim_next(self._me, lease_seconds=self._lease_seconds)
+        if record is not None and record.owner != self._me:
+            raise AssertionError("claim_next returned a record this worker does not own")
+        return record
+
     def _plan(self, record: DocumentRecord) -> Plan:
         path = self._service.files.path(record.id)
         if not path.exists():
@@ -142,7 +162,7 @@ class IngestWorker:
             now = time.monotonic()
             if now - last >= PAGE_PROGRESS_SECONDS or pages_parsed == pages:
                 last = now
-                self._records.set_parsing(document_id, pages_parsed=pages_parsed, pages=pages)
+                self._records.set_parsing(document_id, pages_parsed=pages_parsed, pages=pages, owner=self._me)
 
         return record_pages
 
@@ -153,7 +173,7 @@ class IngestWorker:
             if job.chunks is None:
                 log.info("ingesting %s (%s)", record.id, record.filename)
                 plan = job.plan.result()
-                if not self._records.set_plan(record.id, pages=plan.pages, chunks=len(plan.chunks)):
+                if not self._records.set_plan(record.id, pages=plan.pages, chunks=len(plan.chunks), owner=self._me):
                     raise Cancelled(record.id)
                 self._remove_chunks(record)  # leftovers of an interrupted earlier run, if any
                 job.chunks = plan.chunks
@@ -167,7 +187,7 @@ class IngestWorker:
                 )
                 if job.written < len(job.chunks):
                     return False
-            if not self._records.mark_ready(record.id):
+            if not self._records.mark_ready(record.id, owner=self._me):
                 raise Cancelled(record.id)
             self._events.document_ready(len(job.chunks))
             log.info("document %s ready: %d chunks", record.id, len(job.chunks))
@@ -194,14 +214,14 @@ class IngestWorker:
         except Exception:
             log.exception("could not remove partial chunks of %s; the next start will", job.record.id)
             return  # still `processing`: recovery at the next start removes them and queues it again
-        if self._records.requeue(job.record.id):
+        if self._records.requeue(job.record.id, owner=self._me):
             log.info("document %s interrupted by shutdown; queued again", job.record.id)
 
     def _progress_recorder(self, document_id: str) -> Callable[[int], bool]:
         def record_progress(written: int) -> bool:
             if self._stopping.is_set():
                 return False
-            return self._records.set_progress(document_id, written)
+            return self._records.set_progress(document_id, written, owner=self._me)
 
         return record_progress
 
@@ -218,6 +238,6 @@ class IngestWorker:
         except Exception:
             log.exception("could not remove partial chunks of %s", record.id)
             chunks_left = True
-        if self._records.mark_failed(record.id, reason, chunks_left=chunks_left):
+        if self._records.mark_failed(record.id, reason, chunks_left=chunks_left, owner=self._me):
             self._events.document_failed()
         log.warning("document %s failed: %s", record.id, reason)

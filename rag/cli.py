@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 
 from rag.settings import Settings
 
+log = logging.getLogger("rag.worker")
 app = typer.Typer(help="Self-hosted retrieval-augmented question answering.", no_args_is_help=True)
 
 
@@ -23,8 +25,11 @@ def _configure_logging(level: str, fmt: str = "text") -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (RAG_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (RAG_PORT).")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Also ingest in this process (--no-worker: the API only).")
+    ] = True,
 ) -> None:
-    """Start the HTTP API."""
+    """Start the HTTP API (and, unless --no-worker, the ingestion worker in the same process)."""
     import uvicorn
 
     from rag.api.app import create_app
@@ -32,13 +37,44 @@ def serve(
     settings = Settings()
     _configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_worker=worker),
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,  # our handlers: structured, with request ids
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Documents ingested at once (RAG_INGEST_ACTIVE_DOCUMENTS)."),
+    ] = None,
+) -> None:
+    """Ingest queued documents, and nothing else, until stopped (SIGTERM or Ctrl-C finish the current batch
+    and put unfinished documents back in the queue). Run any number beside `rag serve --no-worker`."""
+    import signal
+    import threading
+
+    from rag.runtime import Runtime
+
+    settings = Settings()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"ingest_active_documents": concurrency})
+    _configure_logging(settings.log_level, settings.log_format)
+    runtime = Runtime(settings)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    runtime.start(wait=True)
+    log.info("ingestion worker %s: %d documents at once", runtime.ingest.identity, settings.ingest_active_documents)
+    try:
+        while not stopping.wait(1):  # a timed wait lets the signal handlers run
+            pass
+    finally:
+        runtime.stop()
 
 
 def _collect_files(paths: list[Path]) -> list[Path]:

@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 
 from ingest.chunking import Chunker
+from ingest.db import open_database
 from ingest.files import FileStore
 from ingest.pipeline import DocumentPipeline
 from ingest.ports import Embedder, IngestEvents
@@ -22,6 +23,7 @@ from ingest.worker import IngestWorker
 from rag.documents import WholeDocuments
 from rag.evidence import EvidenceFinder
 from rag.keyword import HybridChunkStore, KeywordIndex
+from rag.keyword_postgres import PostgresKeywordIndex
 from rag.local_llm import LocalVLLM
 from rag.pages import PageImages
 from rag.query_batching import BatchingEmbedder
@@ -70,10 +72,13 @@ class Runtime:
     ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.records = DocumentRecords(settings.records_path)
-        self.files = FileStore(settings.files_dir)
+        database_url = settings.database_url.get_secret_value() if settings.database_url else None
+        self.records = DocumentRecords(open_database(database_url, settings.records_path))
+        self.files = FileStore(settings.originals_dir)
         self.store = ChromaStore.from_settings(settings)
-        self.keywords = KeywordIndex(settings.keywords_path)
+        self.keywords: KeywordIndex | PostgresKeywordIndex = (
+            PostgresKeywordIndex(self.records.database) if database_url else KeywordIndex(settings.keywords_path)
+        )
         # Ingestion writes vectors and keywords together, so the two indexes never drift apart.
         self.chunk_store = HybridChunkStore(self.store, self.keywords)
         self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
@@ -102,8 +107,10 @@ class Runtime:
     # --- lifecycle -----------------------------------------------------------------------------------
 
     def start(self, *, run_worker: bool = True, wait: bool = False) -> None:
-        """Recover from an earlier crash, then load the model and start the worker in the background."""
-        self.ingest.recover()
+        """Recover from an earlier crash, then load the model and start the worker in the background. Without
+        the worker (an API-only process beside `rag worker` processes) recovery is the workers' job."""
+        if run_worker:
+            self.ingest.recover()
         self._loader = threading.Thread(
             target=self._load_and_start, args=(run_worker,), name="model-loader", daemon=True
         )
@@ -137,6 +144,7 @@ class Runtime:
                 self.make_pipeline(self.embedder),
                 self._events,
                 active_documents=self.settings.ingest_active_documents,
+                lease_seconds=self.settings.job_lease_seconds,
             )
             if run_worker:
                 self.worker.start()

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
 
     # State: SQLite records, uploaded originals, and the embedded Chroma store live here.
     data_dir: Path = Field(default=Path("data/state"), description="Directory for all service state.")
+    # Past one machine (README "Many hosts"): records, the ingestion queue and the keyword index in
+    # PostgreSQL (unset: SQLite files in data_dir); the kept originals in a directory every API and worker
+    # process shares; a worker's claim on a document lasts this long unless it renews it (every third of it).
+    database_url: SecretStr | None = None
+    files_dir: Path | None = None
+    job_lease_seconds: float = Field(default=60.0, ge=2, le=3600)
 
     # Chroma: embedded PersistentClient under data_dir unless a server URL is given.
     chroma_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8001 for `chroma run`.")
@@ -161,7 +167,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("chroma_url", "llm_base_url", "llm_model", "api_keys", "api_keys_file", mode="before")
+    @field_validator(
+        "chroma_url",
+        "llm_base_url",
+        "llm_model",
+        "api_keys",
+        "api_keys_file",
+        "database_url",
+        "files_dir",
+        mode="before",
+    )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         # compose passes `${VAR:-}` as an empty string; that means "not set", not "the empty path".
@@ -218,8 +233,8 @@ class Settings(BaseSettings):
         return self.data_dir / "keywords.sqlite3"
 
     @property
-    def files_dir(self) -> Path:
-        return self.data_dir / "files"
+    def originals_dir(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def chroma_path(self) -> Path:

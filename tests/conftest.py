@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from rag.api.app import create_app
 from rag.settings import Settings
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
+from tests.postgres import Cluster
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_MODES = ["embedded", "server"]
@@ -120,3 +121,13 @@ def make_client(make_settings, embedder) -> Iterator[Callable[..., TestClient]]:
 @pytest.fixture(params=STORE_MODES)
 def client(request, make_client) -> TestClient:
     return make_client(request.param)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A real PostgreSQL cluster for the session (Debian's package; `make test` installs it)."""
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

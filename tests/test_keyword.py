@@ -6,15 +6,28 @@ import io
 
 import pytest
 
+from ingest.db import open_database
+from ingest.records import DocumentRecords
 from rag.keyword import KeywordIndex, match_expression
+from rag.keyword_postgres import PostgresKeywordIndex
 from rag.retrieval import Filters, Retriever, reciprocal_rank_fusion
 from rag.runtime import Runtime
 from tests import documents as docs
 
 
+@pytest.fixture(params=["fts5", "postgresql"])
+def open_index(request, tmp_path):
+    """Opens the keyword index (again): SQLite's FTS5 (the default) or PostgreSQL's full text search."""
+    if request.param == "fts5":
+        return lambda: KeywordIndex(tmp_path / "keywords.sqlite3")
+    records = DocumentRecords(open_database(request.getfixturevalue("postgres").new_database(), tmp_path / "x"))
+    request.addfinalizer(records.close)
+    return lambda: PostgresKeywordIndex(records.database)
+
+
 @pytest.fixture
-def index(tmp_path):
-    keywords = KeywordIndex(tmp_path / "keywords.sqlite3")
+def index(open_index):
+    keywords = open_index()
     yield keywords
     keywords.close()
 
@@ -24,7 +37,7 @@ def test_user_text_is_never_fts_syntax():
     assert match_expression("the of and ?!") is None
 
 
-def test_upsert_replaces_delete_removes_and_collections_stay_apart(index, tmp_path):
+def test_upsert_replaces_delete_removes_and_collections_stay_apart(index, open_index):
     index.upsert("alpha", ["d1-0", "d1-1"], ["anemometer readings", "barometer calibration"], ["d1", "d1"])
     index.upsert("alpha", ["d1-1"], ["hygrometer calibration"], ["d1"])  # same id: replaced, not doubled
     index.upsert("beta", ["d2-0"], ["anemometer in beta"], ["d2"])
@@ -41,7 +54,7 @@ def test_upsert_replaces_delete_removes_and_collections_stay_apart(index, tmp_pa
     assert index.count("beta", "d2") == 1
 
     index.close()
-    reopened = KeywordIndex(tmp_path / "keywords.sqlite3")  # persisted
+    reopened = open_index()  # persisted
     assert [h.chunk_id for h in reopened.search("beta", "anemometer", 5)] == ["d2-0"]
     reopened.close()
 

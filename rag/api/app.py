@@ -29,8 +29,9 @@ from rag.runtime import Runtime
 from rag.settings import Settings
 
 
-def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
-    """Build the app. ``embedder`` lets tests share one loaded model between apps."""
+def create_app(settings: Settings, *, embedder: Embedder | None = None, run_worker: bool = True) -> FastAPI:
+    """Build the app. ``embedder`` lets tests share one loaded model between apps; ``run_worker=False``
+    serves the API only, beside `rag worker` processes."""
 
     keyring = KeyRing.from_settings(
         settings.api_keys.get_secret_value() if settings.api_keys else None, settings.api_keys_file
@@ -40,7 +41,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings, embedder=embedder, with_llm=True, events=metrics)
-        runtime.start()
+        runtime.start(run_worker=run_worker)
         app.state.runtime = runtime
         app.state.llm = OpenAICompatibleLLM(
             runtime.llm_base_url,

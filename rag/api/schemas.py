@@ -92,6 +92,9 @@ class DocumentOut(BaseModel):
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+    worker: str | None = Field(
+        default=None, description="While it is processed: the worker holding it, as host:pid (else null)."
+    )
 
     @classmethod
     def of(cls, record: DocumentRecord) -> DocumentOut:
@@ -111,6 +114,7 @@ class DocumentOut(BaseModel):
             metadata=record.metadata,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            worker=record.worker,
         )
 
 
