@@ -9,7 +9,7 @@ from ingest.detect import DocType
 from ingest.files import FileStore
 from ingest.pipeline import chunk_id
 from ingest.records import DocumentRecord, DocumentRecords, Status
-from rag.pages import Box, PageImage, PageImages, PageNotFound
+from rag.pages import Box, PageImage, PageImages, PageNotFound, page_etag
 from rag.store import ChromaStore, ChunkHit
 
 
@@ -81,6 +81,11 @@ class DocumentReader:
         """Page ``number`` (from 1) of a PDF document, drawn ``width`` pixels wide."""
         record, path = self._pdf(document_id, within)
         return self._page_images.page(path, record.sha256, number, width)
+
+    def page_etag(self, document_id: str, number: int, *, width: int, within: frozenset[str] | None = None) -> str:
+        """The page image's ETag, known without drawing it (a browser asking again gets a 304 at once)."""
+        record, _ = self._pdf(document_id, within)
+        return page_etag(record.sha256, number, width)
 
     def page_boxes(
         self, document_id: str, number: int, text: str, *, within: frozenset[str] | None = None

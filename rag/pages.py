@@ -2,7 +2,8 @@
 lies.
 
 Drawn with PDFium (pypdfium2) at a bounded width and kept in a cache bounded in bytes: a page that several
-answers cite is drawn once. PDFium is not thread-safe, so one lock serialises every call into it.
+answers cite is drawn once. PDFium is not thread-safe, so one lock for the whole process serialises every
+call into it; the PNG encoding and the text matching happen outside it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ MAX_HEIGHT_TO_WIDTH = 3
 # quote comes from pypdf's reading of the page (with repairs), PDFium's may differ in spacing and a word.
 MIN_WORDS_MATCHED = 0.6
 _WORD = re.compile(r"\w+")
+_PDFIUM = threading.Lock()  # PDFium keeps global state: every PageImages of the process shares this
+
+
+def page_etag(key: str, number: int, width: int) -> str:
+    """The validator of a drawn page: known before drawing it (the file's content, the page, the width)."""
+    return hashlib.sha256(f"{key}:{number}:{width}".encode()).hexdigest()[:32]
 
 
 class PageNotFound(Exception):
@@ -51,7 +58,7 @@ class PageImages:
         self._cache: LRUCache[tuple[str, int, int], PageImage] = LRUCache(
             maxsize=max(cache_bytes, 1), getsizeof=lambda image: len(image.png)
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache's
         self.drawn = 0  # pages drawn (not served from the cache): for tests and metrics
 
     @property
@@ -64,32 +71,34 @@ class PageImages:
         cache_key = (key, number, width)
         with self._lock:
             cached = self._cache.get(cache_key)
-            if cached is not None:
-                return cached
-            png = self._draw(path, number, width)
+        if cached is not None:
+            return cached
+        drawing = self._draw(path, number, width)
+        buffer = io.BytesIO()
+        drawing.save(buffer, format="PNG", optimize=False)
+        image = PageImage(buffer.getvalue(), page_etag(key, number, width))
+        with self._lock:
             self.drawn += 1
-            image = PageImage(png, hashlib.sha256(f"{key}:{number}:{width}".encode()).hexdigest()[:32])
-            if len(png) <= self._cache.maxsize:
+            if len(image.png) <= self._cache.maxsize:
                 self._cache[cache_key] = image
-            return image
+        return image
 
     def boxes(self, path: Path, number: int, text: str) -> list[Box]:
         """Where ``text`` lies on page ``number``: one box per line it covers; none if it is not found."""
-        with self._lock, _open_page(path, number) as page:
+        with _PDFIUM, _open_page(path, number) as page:
             return _find(page, text)
 
     @staticmethod
-    def _draw(path: Path, number: int, width: int) -> bytes:
-        with _open_page(path, number) as page:
+    def _draw(path: Path, number: int, width: int):
+        """The page as a PIL image (a copy: PDFium's bitmap is freed before the lock is let go)."""
+        with _PDFIUM, _open_page(path, number) as page:
             page_width, page_height = page.get_size()
             if page_width <= 0 or page_height <= 0:
                 raise PageNotFound(f"page {number} has no area to draw")
             scale = min(width / page_width, width * MAX_HEIGHT_TO_WIDTH / page_height)
             bitmap = page.render(scale=scale)
             try:
-                buffer = io.BytesIO()
-                bitmap.to_pil().save(buffer, format="PNG", optimize=False)
-                return buffer.getvalue()
+                return bitmap.to_pil().copy()
             finally:
                 bitmap.close()
 
@@ -144,11 +153,13 @@ def _find(page, text: str) -> list[Box]:
             return []
         first, last = words[blocks[0].a], words[blocks[-1].a + blocks[-1].size - 1]
         start, end = first.start(), last.end()
-        width, height = page.get_size()
+        # Text positions are in page space; the drawing is of the crop box, which need not start at (0, 0).
+        x0, y0, x1, y1 = page.get_bbox()
+        width, height = x1 - x0, y1 - y0
         boxes = []
         for index in range(textpage.count_rects(start, end - start)):
             left, bottom, right, top = textpage.get_rect(index)
-            boxes.append(Box(left / width, 1 - top / height, right / width, 1 - bottom / height))
+            boxes.append(Box((left - x0) / width, (y1 - top) / height, (right - x0) / width, (y1 - bottom) / height))
         return boxes
     finally:
         textpage.close()

@@ -44,7 +44,8 @@ def test_a_pdf_page_is_drawn_at_the_asked_width_and_drawn_once(client_with_docum
     again = client.get(f"/v1/documents/{client.almanac}/pages/2.png")
     assert again.content == response.content and pages_images.drawn == drawn  # from the cache
     etag = again.headers["etag"]
-    assert client.get(f"/v1/documents/{client.almanac}/pages/2.png", headers={"If-None-Match": etag}).status_code == 304
+    unchanged = client.get(f"/v1/documents/{client.almanac}/pages/2.png", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and not unchanged.content and pages_images.drawn == drawn
 
 
 def test_pages_that_cannot_be_drawn_are_refused_with_a_reason(client_with_documents):
@@ -137,6 +138,16 @@ def test_the_web_page_and_the_api_docs_are_served_from_this_host(make_client):
         for url in loaded:
             assert client.get(url).status_code == 200, url
         assert "https://" not in html.replace("https://github.com", "")
+
+
+def test_the_pages_forbid_other_hosts_and_the_assets_are_revalidated(make_client):
+    client = make_client()
+    policy = client.get("/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert "default-src 'self'" in client.get("/docs").headers["content-security-policy"]
+    assert "default-src 'self'" in client.get("/redoc").headers["content-security-policy"]
+    assert client.get("/ui/app.js").headers["cache-control"] == "no-cache"
+    assert client.get("/ui/index.html").status_code == 404  # the page is only at /, with its policy
 
 
 def test_the_web_page_can_be_turned_off(make_client):

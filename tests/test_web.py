@@ -159,14 +159,14 @@ def test_upload_ask_and_see_the_cited_page(browser, served, tmp_path):
     notes = tmp_path / "bees.md"
     notes.write_bytes(docs.MARKDOWN)
     browser.get(served.url + "/")
-    wait(browser, lambda d: "0 documents" in d.find_element(By.ID, "documents-summary").text, what="the list")
+    wait(browser, lambda d: d.find_element(By.ID, "documents-summary").text.startswith("0 documents"), what="the list")
 
     upload_through_the_page(browser, pdf, notes)
     wait(browser, lambda d: document_row(d, "harbour-almanac.pdf"), what="the upload to be listed")
     shot(browser, "01-uploading")
     wait_until_ready(browser, "harbour-almanac.pdf")
     wait_until_ready(browser, "bees.md")
-    assert "2 documents" in browser.find_element(By.ID, "documents-summary").text
+    assert browser.find_element(By.ID, "documents-summary").text.startswith("2 documents")
     shot(browser, "02-ready")
 
     answer = ask(browser, LIGHTHOUSE)
@@ -178,10 +178,14 @@ def test_upload_ask_and_see_the_cited_page(browser, served, tmp_path):
     # Open the best source by keyboard: its passage with the quote highlighted, and the page itself.
     browser.execute_script("arguments[0].focus()", chips[0])
     browser.switch_to.active_element.send_keys(Keys.ENTER)
-    viewer = wait(browser, lambda d: d.find_element(By.ID, "viewer").is_displayed() and d.find_element(By.ID, "viewer"))
-    mark = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#viewer-text mark"), what="the quote")[0]
-    assert "1887" in mark.text
-    assert mark.text in viewer.find_element(By.ID, "viewer-text").text
+
+    # The passage in its surrounding text (the neighbouring chunks, dimmed), the quote marked inside it.
+    def quote_in_place(d):
+        in_context = d.find_elements(By.CSS_SELECTOR, "#viewer-text .context")
+        return in_context and d.find_element(By.CSS_SELECTOR, "#viewer-text .own mark").text
+
+    quote = wait(browser, quote_in_place, what="the quote in its surroundings")
+    assert "1887" in quote and "Quillhaven lighthouse" in quote
     wait(browser, image_loaded, what="the page image")
     image = browser.find_element(By.ID, "page-image")
     assert image.get_attribute("data-page") == "2" and "Page 2 of" in browser.find_element(By.ID, "page-label").text
@@ -215,7 +219,7 @@ def test_upload_ask_and_see_the_cited_page(browser, served, tmp_path):
     assert closest
     shot(browser, "06-refusal")
     closest[0].click()
-    wait(browser, lambda d: d.find_element(By.ID, "viewer-text").text.strip(), what="the closest passage")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#viewer-text .own"), what="the closest passage")
     browser.find_element(By.ID, "viewer-close").click()
 
     # A Markdown source shows its passage in its surrounding text.
@@ -223,7 +227,8 @@ def test_upload_ask_and_see_the_cited_page(browser, served, tmp_path):
     bees = [c for c in answer.find_elements(By.CSS_SELECTOR, ".chip") if "bees.md" in c.text]
     assert bees
     bees[0].click()
-    wait(browser, lambda d: "Hollowmere" in d.find_element(By.ID, "viewer-text").text, what="the passage")
+    own = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#viewer-text .own"), what="the passage")[0]
+    assert "Hollowmere" in own.text
     assert not browser.find_element(By.ID, "viewer-page").is_displayed()  # no page image for Markdown
     shot(browser, "07-markdown-passage")
     browser.find_element(By.ID, "viewer-close").click()
@@ -320,7 +325,7 @@ def test_with_keys_on_the_page_asks_for_one_and_sends_it(browser, served_with_ke
 
     browser.find_element(By.ID, "key-button").click()
     browser.find_element(By.ID, "key-input").send_keys("admin-key", Keys.ENTER)
-    wait(browser, lambda d: "0 documents" in d.find_element(By.ID, "documents-summary").text, what="the list")
+    wait(browser, lambda d: d.find_element(By.ID, "documents-summary").text.startswith("0 documents"), what="list")
     assert browser.execute_script("return sessionStorage.getItem('rag-api-key')") == "admin-key"
     assert browser.execute_script("return localStorage.length") == 0  # the key stays in this tab's session
 

@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from rag.web import STATIC_DIR
+from rag.web import PAGE, STATIC_DIR
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 # The browser itself refuses to reach another host from these pages. The web page needs nothing inline;
@@ -35,12 +35,12 @@ WEB_ASSETS_URL = "/ui"
 
 def add_web_page(app: FastAPI) -> None:
     """The page itself is public (it holds no data); every call it makes sends the key the person gives."""
-    app.mount(WEB_ASSETS_URL, StaticFiles(directory=STATIC_DIR), name="web-assets")
+    app.mount(WEB_ASSETS_URL, Revalidated(directory=STATIC_DIR), name="web-assets")
 
     @app.get("/", include_in_schema=False)
     def web_page() -> FileResponse:
         headers = {"Cache-Control": "no-cache", "Content-Security-Policy": WEB_PAGE_POLICY}
-        return FileResponse(STATIC_DIR / "index.html", headers=headers)
+        return FileResponse(PAGE, headers=headers)
 
 
 def add_api_docs(app: FastAPI, *, title: str, openapi_url: str) -> None:
@@ -83,3 +83,13 @@ def add_api_docs(app: FastAPI, *, title: str, openapi_url: str) -> None:
 def _with_policy(page: HTMLResponse) -> HTMLResponse:
     page.headers["Content-Security-Policy"] = DOCS_POLICY
     return page
+
+
+class Revalidated(StaticFiles):
+    """The page's scripts and styles, checked with the server at each load (a cheap 304 when unchanged), so
+    a browser never runs an old app.js against an upgraded API."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response

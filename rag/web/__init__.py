@@ -1,6 +1,7 @@
-"""The web page for people: plain HTML, CSS and JavaScript in static/, no build step and nothing fetched
-from another host. rag/api/web.py serves it."""
+"""The web page for people: plain HTML (index.html), CSS and JavaScript (static/), no build step and nothing
+fetched from another host. rag/api/web.py serves it."""
 
 from pathlib import Path
 
+PAGE = Path(__file__).parent / "index.html"
 STATIC_DIR = Path(__file__).parent / "static"

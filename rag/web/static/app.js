@@ -18,8 +18,11 @@ const state = {
   total: 0,          // documents in the collection (the list holds at most 1000 of them)
   history: [],       // [{role, content}] of finished turns, oldest first
   pollTimer: null,
-  asking: false,
-  viewer: null,      // {documentId, page, pages, returnFocus}
+  listGeneration: 0,
+  asking: null,      // the AbortController of the question being answered
+  conversation: 0,   // bumped by "New conversation": a late answer does not join the new one
+  viewer: null,      // {token, documentId, page, pages, quote, returnFocus}
+  viewerToken: 0,
   pageImageUrl: null,
 };
 
@@ -135,7 +138,7 @@ function chooseCollection(name) {
   state.collection = name;
   sessionStorage.setItem(COLLECTION_STORAGE, name);
   renderCollections();
-  newConversation();
+  newConversation({ focus: false }); // focus stays on the select: arrow keys there fire "change"
   refreshDocuments();
 }
 
@@ -155,20 +158,24 @@ function createCollection(event) {
 
 async function refreshDocuments() {
   clearTimeout(state.pollTimer);
+  const generation = ++state.listGeneration; // a newer call (another collection, an upload) supersedes this
   let busy = false;
   try {
     const query = new URLSearchParams({ collection: state.collection, limit: "1000" });
     const body = await (await api(`/v1/documents?${query}`)).json();
+    if (generation !== state.listGeneration) return;
     state.documents = body.documents;
     state.total = body.total;
     busy = body.documents.some((d) => d.status === "queued" || d.status === "processing");
     renderDocuments();
   } catch (error) {
+    if (generation !== state.listGeneration) return;
     showFailure(error, "Listing the documents");
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       return; // no polling until the key is fixed
     }
   }
+  clearTimeout(state.pollTimer);
   state.pollTimer = setTimeout(refreshDocuments, busy ? POLL_BUSY_MS : POLL_IDLE_MS);
 }
 
@@ -198,9 +205,10 @@ function renderDocuments() {
     (d) => (!nameFilter || d.filename.toLowerCase().includes(nameFilter)) && (!statusFilter || d.status === statusFilter),
   );
   const ready = state.documents.filter((d) => d.status === "ready").length;
-  $("documents-summary").textContent =
+  const summary =
     `${total} document${total === 1 ? "" : "s"} in "${state.collection}", ${ready} ready` +
     (shown.length !== state.documents.length ? `; ${shown.length} shown` : "");
+  if ($("documents-summary").textContent !== summary) $("documents-summary").textContent = summary;
   placeRows($("documents"), shown.map(documentRow));
 }
 
@@ -309,7 +317,8 @@ async function upload(files) {
   for (const file of files) {
     form.append("files", file, file.name);
   }
-  form.append("collection", state.collection);
+  const collection = state.collection; // the one the files go to, whatever is picked while they upload
+  form.append("collection", collection);
   const status = $("upload-status");
   status.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
   try {
@@ -320,8 +329,8 @@ async function upload(files) {
       (duplicates ? ` (${duplicates} already there: kept once)` : "") +
       ".";
     hideBanner();
-    if (!state.collections.includes(state.collection)) {
-      state.collections.push(state.collection);
+    if (!state.collections.includes(collection)) {
+      state.collections.push(collection);
       renderCollections();
     }
   } catch (error) {
@@ -369,10 +378,12 @@ function wireDropzone() {
 
 // --- asking --------------------------------------------------------------------------------------------
 
-function newConversation() {
+function newConversation({ focus = true } = {}) {
+  if (state.asking) state.asking.abort();
+  state.conversation += 1;
   state.history = [];
   $("turns").replaceChildren();
-  $("question").focus();
+  if (focus) $("question").focus();
 }
 
 async function ask(event) {
@@ -381,16 +392,25 @@ async function ask(event) {
   if (!question || state.asking) {
     return;
   }
-  state.asking = true;
+  const controller = new AbortController();
+  state.asking = controller;
   $("ask-button").disabled = true;
   $("question").value = "";
   const turn = renderTurn(question);
+  $("turns").setAttribute("aria-busy", "true"); // announced once finished, not at every streamed word
+  const conversation = state.conversation;
   try {
-    await streamAnswer(question, turn);
+    await streamAnswer(question, turn, controller.signal, conversation);
+  } catch (error) {
+    if (!controller.signal.aborted) fail(turn, `the answer broke off (${error.message})`);
   } finally {
-    state.asking = false;
+    $("turns").removeAttribute("aria-busy");
+    if (state.asking === controller) state.asking = null;
     $("ask-button").disabled = false;
-    $("question").focus();
+    // Back to the question box only from the form: not when the person has moved on (to a source, say).
+    if (!document.activeElement || document.activeElement === document.body || $("ask").contains(document.activeElement)) {
+      $("question").focus();
+    }
   }
 }
 
@@ -414,7 +434,7 @@ function renderTurn(question) {
   return { item, answer, text, chips, citations: [], raw: "" };
 }
 
-async function streamAnswer(question, turn) {
+async function streamAnswer(question, turn, signal, conversation) {
   const body = {
     question,
     collection: state.collection,
@@ -427,8 +447,10 @@ async function streamAnswer(question, turn) {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
+      signal,
     });
   } catch (error) {
+    if (signal.aborted) return;
     fail(turn, error instanceof ApiError ? `HTTP ${error.status}: ${error.message}` : error.message);
     if (error instanceof ApiError && error.status === 401) askForKey(error.message);
     return;
@@ -453,7 +475,9 @@ async function streamAnswer(question, turn) {
     fail(turn, "the answer stopped before it was finished");
     return;
   }
-  state.history.push({ role: "user", content: question }, { role: "assistant", content: turn.raw });
+  if (conversation === state.conversation) {
+    state.history.push({ role: "user", content: question }, { role: "assistant", content: turn.raw });
+  }
 }
 
 // Server-Sent Events from a fetch response (EventSource cannot POST, nor send a key).
@@ -461,10 +485,17 @@ async function* serverSentEvents(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
+  try {
+    yield* parseEvents();
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+
+  async function* parseEvents() {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    buffer += decoder.decode(value, { stream: true }).replaceAll("\r\n", "\n");
+    buffer = (buffer + decoder.decode(value, { stream: true })).replaceAll("\r\n", "\n");
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end);
@@ -477,6 +508,7 @@ async function* serverSentEvents(response) {
       }
       if (data.length) yield [name, JSON.parse(data.join("\n"))];
     }
+  }
   }
 }
 
@@ -558,12 +590,13 @@ function renderAnswerText(turn, grounding) {
   for (const match of raw.matchAll(/\[(\d+(?:\s*[,;]\s*\d+)*)\]/g)) {
     pushText(cursor, match.index);
     const numbers = match[1].split(/\s*[,;]\s*/).map(Number);
-    numbers.forEach((n, i) => {
+    if (!numbers.every((n) => byNumber.has(n))) {
+      nodes.push(document.createTextNode(match[0])); // a number no source has: left as the model wrote it
+      cursor = match.index + match[0].length;
+      continue;
+    }
+    numbers.forEach((n) => {
       const citation = byNumber.get(n);
-      if (!citation) {
-        nodes.push(document.createTextNode(i === 0 ? `[${n}` : `, ${n}`));
-        return;
-      }
       const marker = button(String(n), (event) => openCitation(citation, event.currentTarget), `Open source ${n}`);
       marker.className = "marker";
       nodes.push(marker);
@@ -601,8 +634,14 @@ function renderChips(turn, citations, label) {
 
 // --- the viewer: a cited passage, its page, or a whole document ----------------------------------------
 
+// Every await in the viewer checks it is still showing what it was opened for (it may have been closed, or
+// reopened on another source, meanwhile).
+function current(token) {
+  return state.viewer !== null && state.viewer.token === token;
+}
+
 async function openCitation(citation, opener) {
-  showViewer(opener, `[${citation.n}] ${citation.filename}`);
+  const token = showViewer(opener, `[${citation.n}] ${citation.filename}`);
   const facts = [];
   if (citation.page) facts.push(`page ${citation.page}`);
   facts.push(`retrieval score ${citation.score.toFixed(2)}`);
@@ -612,17 +651,18 @@ async function openCitation(citation, opener) {
   passage.replaceChildren(highlighted(flowing(citation.text), quoteInChunk(citation)));
   try {
     const doc = await (await api(`/v1/documents/${encodeURIComponent(citation.document_id)}`)).json();
+    if (!current(token)) return;
     if (doc.content_type === "application/pdf" && citation.page) {
       state.viewer.quote = citation.quote ? { page: citation.page, text: citation.quote.text } : null;
       showPage(doc.id, citation.page, doc.pages);
     }
     if (citation.chunk_index != null) {
-      await showSurroundings(citation);
+      await showSurroundings(citation, token);
     } else if (!citation.text) {
-      await showOpening(doc.id); // a whole document was the source: show how it begins
+      await showOpening(doc.id, token); // a whole document was the source: show how it begins
     }
   } catch (error) {
-    showFailure(error, "Opening the source");
+    if (current(token)) showFailure(error, "Opening the source");
   }
 }
 
@@ -634,10 +674,11 @@ function quoteInChunk(citation) {
 }
 
 // The passage in its surrounding text: the chunks before and after it, their overlap written once.
-async function showSurroundings(citation) {
+async function showSurroundings(citation, token) {
   const offset = Math.max(0, citation.chunk_index - 1);
   const path = `/v1/documents/${encodeURIComponent(citation.document_id)}/chunks?offset=${offset}&limit=3`;
   const page = await (await api(path)).json();
+  if (!current(token)) return;
   const chunks = page.chunks;
   const own = chunks.find((c) => c.chunk_index === citation.chunk_index);
   if (!own) return;
@@ -665,7 +706,8 @@ async function showSurroundings(citation) {
   let quote = null;
   if (citation.quote) {
     const quoteText = flowing(citation.quote.text);
-    const at = text.indexOf(quoteText, ownRange[0]);
+    const byOffset = citation.quote.start - own.start + ownRange[0]; // the document's offsets, if they hold
+    const at = text.slice(byOffset, byOffset + quoteText.length) === quoteText ? byOffset : text.indexOf(quoteText, ownRange[0]);
     if (at >= 0) quote = [at, at + quoteText.length];
   }
   const passage = $("viewer-text");
@@ -723,7 +765,7 @@ function highlighted(text, range) {
 }
 
 async function openDocument(doc, opener) {
-  showViewer(opener || document.activeElement, doc.filename);
+  const token = showViewer(opener || document.activeElement, doc.filename);
   const facts = [doc.status, formatBytes(doc.bytes)];
   if (doc.pages) facts.push(`${doc.pages} pages`);
   if (doc.chunks) facts.push(`${doc.chunks} chunks`);
@@ -736,21 +778,30 @@ async function openDocument(doc, opener) {
     showPage(doc.id, 1, doc.pages);
   }
   try {
-    await showOpening(doc.id);
+    await showOpening(doc.id, token);
   } catch (error) {
-    showFailure(error, "Reading the document");
+    if (current(token)) showFailure(error, "Reading the document");
   }
 }
 
-async function showOpening(documentId) {
+async function showOpening(documentId, token) {
   const page = await (await api(`/v1/documents/${encodeURIComponent(documentId)}/chunks?limit=20`)).json();
+  if (!current(token)) return;
   const text = page.chunks.map((c) => (c.page ? `[page ${c.page}] ` : "") + flowing(c.text)).join("\n\n");
   $("viewer-text").textContent = text + (page.total > page.chunks.length ? `\n\n… ${page.total} chunks in all` : "");
 }
 
 function showViewer(opener, title) {
   const viewer = $("viewer");
-  state.viewer = { documentId: null, page: null, pages: null, quote: null, returnFocus: opener || null };
+  state.viewerToken += 1;
+  state.viewer = {
+    token: state.viewerToken,
+    documentId: null,
+    page: null,
+    pages: null,
+    quote: null,
+    returnFocus: opener || null,
+  };
   $("viewer-title").textContent = title;
   $("viewer-meta").textContent = "";
   $("viewer-text").replaceChildren();
@@ -758,6 +809,7 @@ function showViewer(opener, title) {
   releasePageImage();
   viewer.hidden = false;
   $("viewer-title").focus();
+  return state.viewerToken;
 }
 
 function closeViewer() {
@@ -767,11 +819,15 @@ function closeViewer() {
   releasePageImage();
   const back = state.viewer && state.viewer.returnFocus;
   state.viewer = null;
+  // The opener may have been redrawn meanwhile (a document row as it progressed): then the list's heading.
   if (back && document.contains(back)) back.focus();
+  else $("documents-heading").focus();
 }
 
 // The page image needs the key, which an <img src> cannot send: fetched, then shown from a blob URL.
 async function showPage(documentId, number, pages) {
+  if (!state.viewer) return;
+  const token = state.viewer.token;
   Object.assign(state.viewer, { documentId, page: number, pages });
   $("viewer-page").hidden = false;
   $("page-label").textContent = pages ? `Page ${number} of ${pages}` : `Page ${number}`;
@@ -781,10 +837,19 @@ async function showPage(documentId, number, pages) {
   image.alt = `Page ${number} of the document`;
   image.dataset.page = number;
   try {
-    const width = Math.min(2000, Math.round(image.clientWidth * (window.devicePixelRatio || 1)) || 1000);
-    const response = await api(`/v1/documents/${encodeURIComponent(documentId)}/pages/${number}.png?width=${Math.max(width, 300)}`);
+    // In steps of 250 px, so that windows of about the same size share the server's cached drawing.
+    const wanted = Math.round(image.clientWidth * (window.devicePixelRatio || 1)) || 1000;
+    const width = Math.min(2000, Math.max(500, Math.ceil(wanted / 250) * 250));
+    const path = `/v1/documents/${encodeURIComponent(documentId)}/pages/${number}.png`;
+    let response;
+    try {
+      response = await api(`${path}?width=${width}`);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 422)) throw error;
+      response = await api(path); // wider than this server draws (RAG_PAGE_IMAGE_MAX_WIDTH): its own width
+    }
     const blob = await response.blob();
-    if (!state.viewer || state.viewer.documentId !== documentId || state.viewer.page !== number) return;
+    if (!current(token) || state.viewer.documentId !== documentId || state.viewer.page !== number) return;
     releasePageImage();
     state.pageImageUrl = URL.createObjectURL(blob);
     image.src = state.pageImageUrl;
@@ -793,7 +858,7 @@ async function showPage(documentId, number, pages) {
       await markQuoteOnPage(documentId, number, quote.text);
     }
   } catch (error) {
-    showFailure(error, "Drawing the page");
+    if (current(token)) showFailure(error, "Drawing the page");
   }
 }
 
@@ -801,8 +866,9 @@ async function showPage(documentId, number, pages) {
 async function markQuoteOnPage(documentId, number, text) {
   const query = new URLSearchParams({ text: text.slice(0, 4000) });
   const path = `/v1/documents/${encodeURIComponent(documentId)}/pages/${number}/boxes?${query}`;
+  const token = state.viewer && state.viewer.token;
   const body = await (await api(path)).json();
-  if (!state.viewer || state.viewer.documentId !== documentId || state.viewer.page !== number) return;
+  if (!current(token) || state.viewer.documentId !== documentId || state.viewer.page !== number) return;
   const boxes = body.boxes.map((box) => {
     const element = document.createElement("div");
     element.className = "page-box";
@@ -838,6 +904,9 @@ function turnPage(step) {
 async function start() {
   try {
     await loadCollections();
+    if (state.collections.length && !state.collections.includes(state.collection) && !sessionStorage.getItem(COLLECTION_STORAGE)) {
+      state.collection = state.collections[0]; // nothing chosen yet: start where there are documents
+    }
   } catch (error) {
     showFailure(error, "Loading the collections");
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return;
@@ -867,6 +936,7 @@ function wire() {
     if (event.key === "Escape" && !$("key-dialog").open) closeViewer();
   });
   $("key-form").addEventListener("submit", useKey);
+  $("key-cancel").addEventListener("click", () => $("key-dialog").close());
   $("key-button").addEventListener("click", () => askForKey(""));
   $("error-close").addEventListener("click", hideBanner);
   $("key-button").hidden = !apiKey();
