@@ -49,4 +49,4 @@ format:
 	$(VENV)/bin/ruff format .
 
 bench-ingest: setup
-	$(PY) bench/ingest.py $(FOLDER)
+	$(PY) bench/ingest_throughput.py $(FOLDER)

@@ -39,8 +39,6 @@ QUESTIONS = [
 
 
 def start_service() -> tuple[str, object, threading.Thread]:
-    # This file's folder holds a script named ingest.py: keep it off the import path.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     import uvicorn
 
     from rag.api.app import create_app

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-# This file's folder holds a script named ingest.py: keep it off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rag.evaluation import evaluate  # noqa: E402
-from rag.runtime import load_embedder  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.evaluation import evaluate
+from rag.runtime import load_embedder
+from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"

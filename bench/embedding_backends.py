@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from ingest.chunking import Chunker  # noqa: E402
-from ingest.detect import DocType  # noqa: E402
-from ingest.parsers import parse  # noqa: E402
-from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
-from rag.embedding_models import MINILM  # noqa: E402
-from rag.onnx_embedder import OnnxEmbedder  # noqa: E402
+from ingest.chunking import Chunker
+from ingest.detect import DocType
+from ingest.parsers import parse
+from rag.embedder import SentenceTransformerEmbedder
+from rag.embedding_models import MINILM
+from rag.onnx_embedder import OnnxEmbedder
 
 
 def main() -> None:

@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package); the repository root
-# gives `tests.documents`, where the inflating PDF is built.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# The repository root gives `tests.documents`, where the inflating PDF is built.
 sys.path.insert(0, str(REPO))
 
 from ingest.records import Status  # noqa: E402

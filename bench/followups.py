@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rag.evaluation import ingest_folder, load_questions  # noqa: E402
-from rag.evidence import sentences  # noqa: E402
-from rag.followup import fuse, recent_turns_query, retrieval_queries  # noqa: E402
-from rag.llm import OpenAICompatibleLLM  # noqa: E402
-from rag.runtime import Runtime  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.evaluation import ingest_folder, load_questions
+from rag.evidence import sentences
+from rag.followup import fuse, recent_turns_query, retrieval_queries
+from rag.llm import OpenAICompatibleLLM
+from rag.runtime import Runtime
+from rag.settings import Settings
 
 FAQ_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "faq"
 FOLLOW_UPS = [

@@ -133,9 +133,6 @@ def main() -> None:
     parser.add_argument("--child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        # This file's folder holds a script named ingest.py: keep it off the import path.
-        here = Path(__file__).resolve().parent
-        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
         print(json.dumps(run_ours(args.folder) if args.child == "ours" else run_reference(args.folder)))
         return
 

@@ -17,16 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from ingest.detect import DocType  # noqa: E402
-from ingest.parsers import normalise, parse  # noqa: E402
+from ingest.detect import DocType
+from ingest.parsers import normalise, parse
 
 _WORD = re.compile(r"\w+")
 

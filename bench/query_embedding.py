@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
-from rag.embedding_models import MINILM, MPNET  # noqa: E402
-from rag.query_batching import BatchingEmbedder  # noqa: E402
+from rag.embedder import SentenceTransformerEmbedder
+from rag.embedding_models import MINILM, MPNET
+from rag.query_batching import BatchingEmbedder
 
 
 def measure(embedder, questions: list[str], concurrency: int) -> tuple[list[float], float]:

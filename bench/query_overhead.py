@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +25,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from ingest.pipeline import chunk_id
+from ingest.records import NewDocument
+from rag.evaluation import ingest_folder, load_questions
+from rag.runtime import Runtime, load_embedder
+from rag.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
-# This file's folder holds a script named ingest.py: keep it off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from ingest.pipeline import chunk_id  # noqa: E402
-from ingest.records import NewDocument  # noqa: E402
-from rag.evaluation import ingest_folder, load_questions  # noqa: E402
-from rag.runtime import Runtime, load_embedder  # noqa: E402
-from rag.settings import Settings  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -26,19 +26,15 @@ import argparse
 import json
 import re
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rag.evaluation import ingest_folder  # noqa: E402
-from rag.evidence import EvidenceFinder, sentences  # noqa: E402
-from rag.runtime import Runtime  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.evaluation import ingest_folder
+from rag.evidence import EvidenceFinder, sentences
+from rag.runtime import Runtime
+from rag.settings import Settings
 
 PDF_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "pdf"
 METHODS = ("lexical", "embedding", "both")

@@ -15,22 +15,18 @@ import argparse
 import asyncio
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rag.answering import QueryService  # noqa: E402
-from rag.evaluation import ingest_folder, load_questions  # noqa: E402
-from rag.evidence import cited_numbers, stems  # noqa: E402
-from rag.llm import OpenAICompatibleLLM, SamplingGuard  # noqa: E402
-from rag.prompting import TokenCountCache  # noqa: E402
-from rag.retrieval import Filters  # noqa: E402
-from rag.runtime import Runtime  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.answering import QueryService
+from rag.evaluation import ingest_folder, load_questions
+from rag.evidence import cited_numbers, stems
+from rag.llm import OpenAICompatibleLLM, SamplingGuard
+from rag.prompting import TokenCountCache
+from rag.retrieval import Filters
+from rag.runtime import Runtime
+from rag.settings import Settings
 
 FAQ_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "faq"
 GUARDS = [

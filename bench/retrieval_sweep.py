@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-# Drop bench/ from the import path (bench/ingest.py would shadow the `ingest` package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from rag.evaluation import ingest_folder, load_questions, run_questions, summarise  # noqa: E402
-from rag.retrieval import Retriever  # noqa: E402
-from rag.runtime import Runtime  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.evaluation import ingest_folder, load_questions, run_questions, summarise
+from rag.retrieval import Retriever
+from rag.runtime import Runtime
+from rag.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "eval"
 GRID = {

@@ -46,6 +46,7 @@ class _SqliteResult:
     def __init__(self, cursor: sqlite3.Cursor):
         self._cursor = cursor
         self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
 
     def fetchone(self) -> dict[str, Any] | None:
         row = self._cursor.fetchone()
@@ -61,6 +62,9 @@ class _SqliteCursor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _SqliteResult:
         return _SqliteResult(self._conn.execute(sql, tuple(params)))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
 
 
 class SqliteDatabase:

@@ -56,7 +56,8 @@ def _chunk_keywords(cursor: Cursor, dialect: Dialect) -> None:
         return
     cursor.execute(
         "CREATE TABLE IF NOT EXISTS chunk_keywords (collection TEXT NOT NULL, chunk_id TEXT NOT NULL,"
-        " document_id TEXT NOT NULL, words TSVECTOR NOT NULL, PRIMARY KEY (collection, chunk_id))"
+        " document_id TEXT NOT NULL, words TSVECTOR NOT NULL, length INTEGER NOT NULL,"
+        " PRIMARY KEY (collection, chunk_id))"
     )
     cursor.execute("CREATE INDEX IF NOT EXISTS chunk_keywords_words ON chunk_keywords USING GIN (words)")
     cursor.execute("CREATE INDEX IF NOT EXISTS chunk_keywords_document ON chunk_keywords (collection, document_id)")

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from ingest.detect import DocType
 from ingest.errors import DocumentError, StoreError
+from ingest.files import FileStore
 from ingest.pipeline import Cancelled, DocumentPipeline, Plan
-from ingest.ports import Chunk, IngestEvents, NoEvents
-from ingest.records import DocumentRecord
+from ingest.ports import Chunk, ChunkStore, IngestEvents, NoEvents
+from ingest.records import DocumentRecord, DocumentRecords
 from ingest.service import IngestService
 
 log = logging.getLogger(__name__)
@@ -42,21 +43,42 @@ class _Job:
     written: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    """What the worker works with, handed in: the queue (records), the kept originals, the chunk store, the
+    lock every chunk write and delete of this process holds, the event uploads set to wake it, and the
+    identity its claims carry."""
+
+    records: DocumentRecords
+    files: FileStore
+    store: ChunkStore
+    write_lock: threading.Lock
+    wake: threading.Event
+    identity: str
+
+    @classmethod
+    def of(cls, service: IngestService) -> WorkerDeps:
+        """Those of an ingestion service in the same process (the uploads it commits wake the worker)."""
+        return cls(
+            service.records, service.files, service.store, service.write_lock, service.work_available, service.identity
+        )
+
+
 class IngestWorker:
     def __init__(
         self,
-        service: IngestService,
+        deps: WorkerDeps,
         pipeline: DocumentPipeline,
         events: IngestEvents | None = None,
         *,
         active_documents: int = 4,
         lease_seconds: float = 60.0,
     ):
-        self._service = service
+        self._deps = deps
         self._lease_seconds = lease_seconds
-        self._me = service.identity
+        self._me = deps.identity
         self._events = events or NoEvents()
-        self._records = service.records
+        self._records = deps.records
         self._pipeline = pipeline
         self._active_documents = active_documents
         self._stopping = threading.Event()
@@ -72,7 +94,7 @@ class IngestWorker:
 
     def request_stop(self) -> None:
         self._stopping.set()
-        self._service.work_available.set()
+        self._deps.wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop after the current batch; interrupted documents go back to the queue."""
@@ -93,8 +115,8 @@ class IngestWorker:
     def _run(self) -> None:
         while not self._stopping.is_set():
             if not self.drain():
-                self._service.work_available.wait(POLL_SECONDS)
-                self._service.work_available.clear()
+                self._deps.wake.wait(POLL_SECONDS)
+                self._deps.wake.clear()
 
     def run_once(self) -> bool:
         """Ingest the next queued document, if any, alone and to the end. Returns whether there was one."""
@@ -148,7 +170,7 @@ class IngestWorker:
         return record
 
     def _plan(self, record: DocumentRecord) -> Plan:
-        path = self._service.files.path(record.id)
+        path = self._deps.files.path(record.id)
         if not path.exists():
             raise DocumentError("the uploaded file is missing from storage; upload it again")
         return self._pipeline.plan(path, DocType(record.content_type), record.filename, self._page_recorder(record.id))
@@ -182,7 +204,7 @@ class IngestWorker:
                     record,
                     job.chunks,
                     job.written,
-                    write_guard=lambda: self._service.write_lock,
+                    write_guard=lambda: self._deps.write_lock,
                     on_progress=self._progress_recorder(record.id),
                 )
                 if job.written < len(job.chunks):
@@ -226,8 +248,8 @@ class IngestWorker:
         return record_progress
 
     def _remove_chunks(self, record: DocumentRecord) -> None:
-        with self._service.write_lock:
-            self._service.store.delete_document(record.collection, record.id)
+        with self._deps.write_lock:
+            self._deps.store.delete_document(record.collection, record.id)
 
     def _fail(self, record: DocumentRecord, reason: str) -> None:
         # Never leave a half-indexed document visible: its chunks go before the failure is recorded, and if

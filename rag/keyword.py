@@ -10,14 +10,13 @@ incrementally, which a rebuilt-on-change index (bm25s and friends) would not.
 from __future__ import annotations
 
 import re
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ingest.db import Cursor, SqliteDatabase
 from ingest.ports import MetadataValue
 
 # Words too common to help ranking; dropping them keeps the OR query short.
@@ -54,20 +53,15 @@ def match_expression(query: str | list[str]) -> str | None:
 
 class KeywordIndex:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._lock = threading.Lock()
+        self._db = SqliteDatabase(path)
         self._known: set[str] = set()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._db.read() as cursor:
             # A scratch table with the same tokenizer tells which indexed term (stem) each query word is.
-            self._conn.execute(f"CREATE VIRTUAL TABLE temp.query_words USING fts5(word, tokenize='{TOKENIZER}')")
-            self._conn.execute("CREATE VIRTUAL TABLE temp.query_terms USING fts5vocab(temp, query_words, 'instance')")
+            cursor.execute(f"CREATE VIRTUAL TABLE temp.query_words USING fts5(word, tokenize='{TOKENIZER}')")
+            cursor.execute("CREATE VIRTUAL TABLE temp.query_terms USING fts5vocab(temp, query_words, 'instance')")
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     @staticmethod
     def _tables(collection: str) -> tuple[str, str]:
@@ -75,56 +69,56 @@ class KeywordIndex:
         suffix = collection.encode().hex()
         return f"kw_{suffix}", f"kwmap_{suffix}"
 
-    def _ensure(self, collection: str) -> tuple[str, str]:
+    def _ensure(self, cursor: Cursor, collection: str) -> tuple[str, str]:
         fts, chunks = self._tables(collection)
         if fts not in self._known:
             # The FTS table holds only the text; a plain table maps its rowids to chunk and document ids,
             # with the indexes FTS5 columns cannot have (replacing a chunk, deleting a document).
-            self._conn.execute(
+            cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {chunks} "
                 "(rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL)"
             )
-            self._conn.execute(f"CREATE INDEX IF NOT EXISTS {chunks}_document ON {chunks} (document_id)")
-            self._conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(text, tokenize='{TOKENIZER}')")
-            self._conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts}_terms USING fts5vocab({fts}, 'row')")
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {chunks}_document ON {chunks} (document_id)")
+            cursor.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(text, tokenize='{TOKENIZER}')")
+            cursor.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts}_terms USING fts5vocab({fts}, 'row')")
             self._known.add(fts)
         return fts, chunks
 
-    def _exists(self, collection: str) -> bool:
+    def _exists(self, cursor: Cursor, collection: str) -> bool:
         fts, _ = self._tables(collection)
         if fts not in self._known:
-            if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (fts,)).fetchone() is None:
+            if cursor.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (fts,)).fetchone() is None:
                 return False
-            self._ensure(collection)
+            self._ensure(cursor, collection)
         return True
 
-    def _frequencies(self, fts: str, words: list[str]) -> dict[str, int]:
+    @staticmethod
+    def _frequencies(cursor: Cursor, fts: str, words: list[str]) -> dict[str, int]:
         """How many chunks of the collection hold each word (as its stem, by the index's own tokenizer)."""
-        self._conn.execute("DELETE FROM temp.query_words")
-        self._conn.executemany(
-            "INSERT INTO temp.query_words (rowid, word) VALUES (?, ?)", list(enumerate(words, start=1))
-        )
-        stems = {doc: term for term, doc, *_ in self._conn.execute("SELECT term, doc FROM temp.query_terms")}
+        cursor.execute("DELETE FROM temp.query_words")
+        cursor.executemany("INSERT INTO temp.query_words (rowid, word) VALUES (?, ?)", list(enumerate(words, start=1)))
+        rows = cursor.execute("SELECT term, doc FROM temp.query_terms").fetchall()
+        stems = {row["doc"]: row["term"] for row in rows}
         frequency = {}
         for index, word in enumerate(words, start=1):
-            row = self._conn.execute(f"SELECT doc FROM {fts}_terms WHERE term = ?", (stems.get(index, ""),)).fetchone()
-            frequency[word] = row[0] if row else 0
+            row = cursor.execute(f"SELECT doc FROM {fts}_terms WHERE term = ?", (stems.get(index, ""),)).fetchone()
+            frequency[word] = row["doc"] if row else 0
         return frequency
 
     def unknown_words(self, collection: str, query: str) -> list[str]:
         """The query's words that no chunk of the collection holds (a question about something else, often)."""
         words = [word for word in query_words(query) if not word.isdigit()]
-        with self._lock:
-            if not words or not self._exists(collection):
+        with self._db.read() as cursor:
+            if not words or not self._exists(cursor, collection):
                 return words
             fts, _ = self._tables(collection)
-            frequency = self._frequencies(fts, words)
+            frequency = self._frequencies(cursor, fts, words)
         return [word for word in words if not frequency[word]]
 
-    def _selective_words(self, fts: str, chunks: str, words: list[str]) -> list[str]:
+    def _selective_words(self, cursor: Cursor, fts: str, chunks: str, words: list[str]) -> list[str]:
         """The query's words minus those too common in this collection to rank anything (rarest first)."""
-        frequency = self._frequencies(fts, words)
-        total = self._conn.execute(f"SELECT count(*) FROM {chunks}").fetchone()[0]
+        frequency = self._frequencies(cursor, fts, words)
+        total = cursor.execute(f"SELECT count(*) AS n FROM {chunks}").fetchone()["n"]
         common = max(MIN_COMMON, COMMON_SHARE * total)
         present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
         selective = [w for w in present if frequency[w] <= common]
@@ -132,56 +126,43 @@ class KeywordIndex:
         return (selective or present[:2])[:MAX_TERMS]
 
     def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
-        with self._lock:
-            fts, chunks = self._ensure(collection)
-            self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no stale-snapshot upgrade
-            try:
-                for chunk_id, text, document_id in zip(ids, texts, document_ids, strict=True):
-                    old = self._conn.execute(f"SELECT rowid FROM {chunks} WHERE chunk_id = ?", (chunk_id,)).fetchone()
-                    if old is not None:
-                        self._conn.execute(f"DELETE FROM {fts} WHERE rowid = ?", old)
-                        self._conn.execute(f"DELETE FROM {chunks} WHERE rowid = ?", old)
-                    rowid = self._conn.execute(
-                        f"INSERT INTO {chunks} (chunk_id, document_id) VALUES (?, ?)", (chunk_id, document_id)
-                    ).lastrowid
-                    self._conn.execute(f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)", (rowid, text))
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._db.transaction() as cursor:
+            fts, chunks = self._ensure(cursor, collection)
+            for chunk_id, text, document_id in zip(ids, texts, document_ids, strict=True):
+                old = cursor.execute(f"SELECT rowid FROM {chunks} WHERE chunk_id = ?", (chunk_id,)).fetchone()
+                if old is not None:
+                    cursor.execute(f"DELETE FROM {fts} WHERE rowid = ?", (old["rowid"],))
+                    cursor.execute(f"DELETE FROM {chunks} WHERE rowid = ?", (old["rowid"],))
+                rowid = cursor.execute(
+                    f"INSERT INTO {chunks} (chunk_id, document_id) VALUES (?, ?)", (chunk_id, document_id)
+                ).lastrowid
+                cursor.execute(f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)", (rowid, text))
 
     def delete_document(self, collection: str, document_id: str) -> None:
-        with self._lock:
-            if not self._exists(collection):
+        with self._db.transaction() as cursor:
+            if not self._exists(cursor, collection):
                 return
             fts, chunks = self._tables(collection)
-            self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no stale-snapshot upgrade
-            try:
-                self._conn.execute(
-                    f"DELETE FROM {fts} WHERE rowid IN (SELECT rowid FROM {chunks} WHERE document_id = ?)",
-                    (document_id,),
-                )
-                self._conn.execute(f"DELETE FROM {chunks} WHERE document_id = ?", (document_id,))
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            cursor.execute(
+                f"DELETE FROM {fts} WHERE rowid IN (SELECT rowid FROM {chunks} WHERE document_id = ?)", (document_id,)
+            )
+            cursor.execute(f"DELETE FROM {chunks} WHERE document_id = ?", (document_id,))
 
     def drop_collection(self, collection: str) -> None:
-        with self._lock:
+        with self._db.read() as cursor:
             fts, chunks = self._tables(collection)
             self._known.discard(fts)
             for table in (f"{fts}_terms", fts, chunks):
-                self._conn.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
     def count(self, collection: str, document_id: str) -> int:
-        with self._lock:
-            if not self._exists(collection):
+        with self._db.read() as cursor:
+            if not self._exists(cursor, collection):
                 return 0
             _, chunks = self._tables(collection)
-            return self._conn.execute(
-                f"SELECT COUNT(*) FROM {chunks} WHERE document_id = ?", (document_id,)
-            ).fetchone()[0]
+            return cursor.execute(
+                f"SELECT COUNT(*) AS n FROM {chunks} WHERE document_id = ?", (document_id,)
+            ).fetchone()["n"]
 
     def search(
         self,
@@ -195,11 +176,11 @@ class KeywordIndex:
         words = query_words(query)
         if not words or k <= 0:
             return []
-        with self._lock:
-            if not self._exists(collection):
+        with self._db.read() as cursor:
+            if not self._exists(cursor, collection):
                 return []
             fts, chunks = self._tables(collection)
-            expression = match_expression(self._selective_words(fts, chunks, words))
+            expression = match_expression(self._selective_words(cursor, fts, chunks, words))
             if expression is None:
                 return []
             sql = (
@@ -215,9 +196,9 @@ class KeywordIndex:
                 params.extend(only_documents)
             sql += " ORDER BY rank LIMIT ?"
             params.append(k)
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = cursor.execute(sql, params).fetchall()
         # FTS5's bm25() is lower-is-better; flip it so every score in the service reads the same way.
-        return [KeywordHit(chunk_id, document_id, -score) for chunk_id, document_id, score in rows]
+        return [KeywordHit(row["chunk_id"], row["document_id"], -row["rank"]) for row in rows]
 
 
 class HybridChunkStore:

@@ -19,7 +19,7 @@ from ingest.pipeline import DocumentPipeline
 from ingest.ports import Embedder, IngestEvents
 from ingest.records import DocumentRecords
 from ingest.service import IngestService
-from ingest.worker import IngestWorker
+from ingest.worker import IngestWorker, WorkerDeps
 from rag.documents import WholeDocuments
 from rag.evidence import EvidenceFinder
 from rag.keyword import HybridChunkStore, KeywordIndex
@@ -140,7 +140,7 @@ class Runtime:
             # Questions asked at the same time share one forward pass (rag/query_batching.py).
             self._query_embedder = BatchingEmbedder(self.embedder)
             self.worker = IngestWorker(
-                self.ingest,
+                WorkerDeps.of(self.ingest),
                 self.make_pipeline(self.embedder),
                 self._events,
                 active_documents=self.settings.ingest_active_documents,

@@ -109,6 +109,28 @@ def test_dockerfile_is_multi_stage_slim_and_not_root():
     assert "HF_HUB_OFFLINE=1" in dockerfile  # the embedding model is baked in: no download at start
 
 
+def test_fleet_runs_api_replicas_and_workers_on_shared_postgres_chroma_and_files():
+    fleet = load("compose.fleet.yaml")["services"]
+    api, worker = fleet["api"], fleet["worker"]
+    assert "--no-worker" in api["command"] and worker["command"][:2] == ["rag", "worker"]
+    for service in (api, worker):
+        env = service["environment"]
+        assert env["RAG_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["RAG_DATABASE_URL"]
+        assert env["RAG_CHROMA_URL"] == "http://chroma:8000" and env["RAG_FILES_DIR"] == "/files"
+        assert "files:/files" in service["volumes"]
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "replicas" in service["deploy"]
+    assert "pg_isready" in " ".join(fleet["postgres"]["healthcheck"]["test"])
+    # Generation goes through the router, which knows both vLLM replicas.
+    assert api["environment"]["RAG_LLM_BASE_URL"] == "http://llm-router:8000/v1"
+    backends = next(a for a in fleet["llm-router"]["command"] if a.startswith("--static-backends="))
+    assert backends.endswith("http://vllm-a:8000,http://vllm-b:8000")
+    # Requests reach the replicas through the load balancer, whose config streams answers unbuffered.
+    assert fleet["lb"]["ports"] and "api" not in {k for k, v in fleet.items() if v.get("ports") and k != "lb"}
+    nginx = (REPO / "deploy" / "nginx.conf").read_text()
+    assert "proxy_buffering off" in nginx and "http://api:8000" in nginx
+
+
 def test_env_example_lists_every_setting():
     from rag.settings import Settings
 
@@ -122,7 +144,7 @@ def test_env_example_lists_every_setting():
 @pytest.mark.skipif(
     shutil.which("docker-compose") is None, reason="docker-compose is not installed (.ci/run installs it)"
 )
-@pytest.mark.parametrize("name", ["compose.yaml", "compose.cpu.yaml"])
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.cpu.yaml", "compose.fleet.yaml"])
 def test_docker_compose_accepts_the_file(name):
     result = subprocess.run(
         ["docker-compose", "-f", name, "config", "-q"], cwd=REPO, capture_output=True, text=True, timeout=60

@@ -1,6 +1,6 @@
 """Ingestion throughput against its compute floor.
 
-    python bench/ingest.py FOLDER [--batch-size N]
+    python bench/ingest_throughput.py FOLDER [--batch-size N]
 
 Runs every file in FOLDER through the real pipeline (store the upload, parse, chunk, embed, write to an
 embedded Chroma in a temporary directory), then embeds the very same chunk texts alone: the time no
@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 # This file is itself named ingest.py: drop its folder from the import path so `ingest` is the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from ingest.detect import DocType  # noqa: E402
-from ingest.records import Status  # noqa: E402
-from rag.documents import DocumentReader  # noqa: E402
-from rag.runtime import Runtime, load_embedder  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from ingest.detect import DocType
+from ingest.records import Status
+from rag.documents import DocumentReader
+from rag.runtime import Runtime, load_embedder
+from rag.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 
