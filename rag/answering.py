@@ -15,12 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from rag.documents import WholeDocuments
 from rag.evidence import EvidenceFinder, GroundedSentence, Quote, SourceEvidence
 from rag.followup import fuse, retrieval_queries
-from rag.llm import Delta, LLMClient, Message, Usage
 from rag.metrics import Metrics
+from rag.ports import ChunkHit, Delta, LLMClient, Message, Usage
 from rag.prompting import NOT_FOUND_ANSWER, PackedPrompt, PromptTooLong, TokenCountCache, pack_prompt
 from rag.retrieval import Filters, Retriever
 from rag.settings import Settings
-from rag.store import ChunkHit
 
 
 @dataclass(frozen=True, slots=True)

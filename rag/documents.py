@@ -10,7 +10,8 @@ from ingest.files import FileStore
 from ingest.pipeline import chunk_id
 from ingest.records import DocumentRecord, DocumentRecords, Status
 from rag.pages import Box, PageImage, PageImages, PageNotFound, page_etag
-from rag.store import ChromaStore, ChunkHit
+from rag.ports import ChunkHit
+from rag.store import ChromaStore
 
 
 class DocumentNotFound(LookupError):

@@ -26,10 +26,10 @@ from ingest.errors import DocumentError, QueueFull
 from ingest.ports import Embedder
 from ingest.records import Status
 from rag.abstention import AbstentionPolicy
+from rag.ports import ChunkHit
 from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from rag.settings import Settings
-from rag.store import ChunkHit
 
 RANKS = (1, 3, 5, 10)
 MODES = ("dense", "bm25", "hybrid")

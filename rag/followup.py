@@ -19,9 +19,8 @@ import logging
 from typing import Literal
 
 from rag.keyword import query_words
-from rag.llm import LLMClient, LLMRejected, LLMTimeout, LLMUnavailable, Message
+from rag.ports import ChunkHit, LLMClient, LLMRejected, LLMTimeout, LLMUnavailable, Message
 from rag.retrieval import reciprocal_rank_fusion
-from rag.store import ChunkHit
 
 log = logging.getLogger(__name__)
 

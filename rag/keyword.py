@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ingest.db import Cursor, SqliteDatabase
 from ingest.ports import MetadataValue
+from rag.ports import KeywordHit
 
 # Words too common to help ranking; dropping them keeps the OR query short.
 _STOPWORD_TEXT = """a an and are as at be by can do does for from how i if in is it its me my of on or so that the
@@ -30,13 +30,6 @@ TOKENIZER = "porter unicode61 remove_diacritics 2"
 COMMON_SHARE = 0.05
 MIN_COMMON = 1000
 MAX_TERMS = 16
-
-
-@dataclass(frozen=True, slots=True)
-class KeywordHit:
-    chunk_id: str
-    document_id: str
-    score: float  # BM25, higher is better
 
 
 def query_words(query: str) -> list[str]:

@@ -10,56 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
+from rag.ports import (  # noqa: F401  (re-exported: the LLM's types live in rag.ports)
+    Completion,
+    Delta,
+    LLMClient,
+    LLMRejected,
+    LLMTimeout,
+    LLMUnavailable,
+    Message,
+    ModelInfo,
+    Usage,
+)
+
 log = logging.getLogger(__name__)
-
-Message = dict[str, str]
-
-
-class LLMUnavailable(RuntimeError):
-    """The LLM server cannot be reached (or is still starting)."""
-
-
-class LLMTimeout(RuntimeError):
-    pass
-
-
-class LLMRejected(RuntimeError):
-    """The LLM server refused the request (e.g. the prompt does not fit)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    id: str
-    max_model_len: int
-
-
-@dataclass(slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-        }
-
-
-@dataclass(slots=True)
-class Completion:
-    text: str
-    finish_reason: str | None
-    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,31 +51,6 @@ class SamplingGuard:
         if self.repetition_penalty != 1.0:
             fields["extra_body"] = {"repetition_penalty": self.repetition_penalty}
         return fields
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    """One piece of a streamed answer; the last one carries the finish reason and usage."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-
-
-class LLMClient(Protocol):
-    async def model_info(self) -> ModelInfo: ...
-
-    async def count_chat_tokens(self, messages: list[Message]) -> int: ...
-
-    async def count_text_tokens(self, texts: list[str]) -> list[int]: ...
-
-    async def complete(self, messages: list[Message], *, max_tokens: int, temperature: float) -> Completion: ...
-
-    def stream(self, messages: list[Message], *, max_tokens: int, temperature: float) -> AsyncIterator[Delta]: ...
-
-    async def ready(self) -> str: ...
-
-    async def close(self) -> None: ...
 
 
 def server_root(base_url: str) -> str:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from rag.llm import LLMClient, Message
-from rag.store import ChunkHit
+from rag.ports import ChunkHit, LLMClient, Message
 
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources below. "

@@ -13,8 +13,8 @@ from typing import Literal
 
 from ingest.ports import Embedder, MetadataValue
 from ingest.records import DocumentRecords
-from rag.keyword import KeywordIndex
-from rag.store import ChromaStore, ChunkHit
+from rag.ports import ChunkHit, KeywordSearch
+from rag.store import ChromaStore
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # A second stage that reorders hits (a cross-encoder, say): none ships by default, see README.
@@ -50,7 +50,7 @@ class Retriever:
         records: DocumentRecords,
         store: ChromaStore,
         embedder: Embedder,
-        keywords: KeywordIndex | None = None,
+        keywords: KeywordSearch | None = None,
         *,
         mode: RetrievalMode = "dense",
         candidates: int = 30,

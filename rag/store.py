@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ingest.ports import MetadataValue
 from rag.embedding_models import MINILM
+from rag.ports import ChunkHit, EmbeddingModelMismatch
 from rag.settings import PACKAGED_EMBEDDING_MODEL, Settings
 
 log = logging.getLogger(__name__)
@@ -24,26 +24,6 @@ log = logging.getLogger(__name__)
 CHROMA_PREFIX = "rag-"
 # Chroma's limit on one add is ~5,461 records; stay well under it.
 MAX_WRITE_BATCH = 4096
-
-
-class EmbeddingModelMismatch(RuntimeError):
-    """The collection's vectors come from another embedding model than the one this service embeds with:
-    mixing them would make every score meaningless."""
-
-    def __init__(self, collection: str, stored: str, configured: str):
-        super().__init__(
-            f"collection {collection!r} was embedded with {stored!r}, but this service embeds with {configured!r}"
-            f" (RAG_EMBEDDING_MODEL): run `rag reindex {collection}` to embed its documents again from their kept"
-            f" originals, or set RAG_EMBEDDING_MODEL={stored}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkHit:
-    id: str
-    text: str
-    metadata: dict[str, Any]
-    score: float  # cosine similarity, higher is closer
 
 
 def chroma_client(settings: Settings):

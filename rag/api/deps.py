@@ -10,7 +10,7 @@ from ingest.service import IngestService
 from rag.answering import QueryService
 from rag.auth import KeyRing, Principal
 from rag.documents import DocumentReader
-from rag.llm import LLMClient
+from rag.ports import LLMClient
 from rag.runtime import Runtime
 from rag.settings import Settings
 

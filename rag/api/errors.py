@@ -37,12 +37,11 @@ from rag.api.schemas import ErrorBody, OpenAIErrorBody
 from rag.api.validation import validation_detail
 from rag.auth import AuthError
 from rag.documents import DocumentNotFound
-from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
 from rag.pages import PageNotFound
+from rag.ports import EmbeddingModelMismatch, LLMRejected, LLMTimeout, LLMUnavailable
 from rag.prompting import PromptTooLong
 from rag.retrieval import CollectionNotFound
 from rag.runtime import ServiceNotReady
-from rag.store import EmbeddingModelMismatch
 
 
 class ApiError(Exception):

@@ -29,7 +29,7 @@ from rag.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep, SettingsDep
 from rag.api.errors import ApiError, openai_error, openai_error_responses, status_of
 from rag.api.schemas import NOT_BLANK_PATTERN, CollectionName, FiltersIn, PositiveInt, TopK, answer_tokens
 from rag.api.validation import invalid
-from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable, Message
+from rag.ports import LLMRejected, LLMTimeout, LLMUnavailable, Message
 from rag.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])

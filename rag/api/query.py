@@ -20,7 +20,7 @@ from rag.api.schemas import (
     RetrieveResponse,
     answer_tokens,
 )
-from rag.llm import LLMRejected, LLMTimeout, LLMUnavailable
+from rag.ports import LLMRejected, LLMTimeout, LLMUnavailable
 
 router = APIRouter(prefix="/v1", tags=["questions"])
 

@@ -10,8 +10,8 @@ from ingest.metadata import INT64, MAX_KEY_CHARS, validate_metadata_key
 from ingest.records import DocumentRecord, Status
 from ingest.service import COLLECTION_PATTERN, validate_collection
 from rag.api.validation import invalid
+from rag.ports import ChunkHit
 from rag.retrieval import Filters
-from rag.store import ChunkHit
 
 # A collection's name, checked by the same rule as at upload; the schema carries the rule as a pattern.
 CollectionName = Annotated[
