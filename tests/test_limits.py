@@ -164,8 +164,8 @@ def test_recovery_that_cannot_finish_one_document_goes_on_with_the_rest(make_set
     crashed = Runtime(settings, embedder=embedder)
     crashed.start(run_worker=False, wait=True)
     stuck = crashed.ingest.submit(io.BytesIO(docs.MANUAL_PDF), "manual.pdf", "default", {}).record
-    # `stuck` was mid-ingestion in a process that died.
-    assert crashed.records.claim_next("elsewhere:1:dead").id == stuck.id
+    # `stuck` was mid-ingestion in a process on another host that died: its lease has run out.
+    assert crashed.records.claim_next("elsewhere:1:dead", lease_seconds=0).id == stuck.id
     doomed = crashed.ingest.submit(io.BytesIO(docs.ORCHARD_PDF), "orchard.pdf", "default", {}).record
     waiting = crashed.ingest.submit(io.BytesIO(docs.TEXT), "weather.txt", "default", {}).record
     crashed.records.mark_deleting(doomed.id, "elsewhere:1:dead")
