@@ -31,7 +31,11 @@ RUN pip install '.[local-llm]' \
  && pip uninstall -y torchvision torchaudio torchcodec triton
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
-RUN useradd --create-home --uid 10001 rag && mkdir -p /data && chown rag:rag /data
+# Tesseract reads scanned PDFs and images (RAG_OCR); add tesseract-ocr-<lang> packages for other languages.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 rag && mkdir -p /data && chown rag:rag /data
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \

@@ -3,9 +3,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup serve test test-deps lint format bench-ingest eval-data eval eval-sets
+.PHONY: setup ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed ocr
+
+# Tesseract reads scanned PDFs and images (ingest/ocr.py). Installed with apt when missing (as root, or
+# with sudo); elsewhere install it yourself (README, OCR). Without it the service runs, and scans fail with
+# a reason that says what to install.
+ocr:
+	@if ! command -v tesseract > /dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo > /dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ] || ! command -v apt-get > /dev/null; then \
+	    echo "Tesseract is not installed and cannot be installed here: scanned PDFs and images will fail (README, OCR)" >&2; \
+	  else \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng; \
+	  fi; \
+	fi
 
 # PyTorch goes in first and alone: on these machines `torch==2.13.0` is the CPU build, while a bare `torch`
 # requirement resolved later would pull a multi-GB CUDA build.
@@ -34,10 +47,10 @@ test: setup eval-data test-deps
 # throwaway clusters; the packaged cluster is not used). The service itself needs none of them.
 test-deps:
 	@if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null \
-	    || ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1; then \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || ! command -v tesseract > /dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
-	    chromium chromium-driver postgresql; \
+	    chromium chromium-driver postgresql tesseract-ocr tesseract-ocr-eng; \
 	fi
 
 lint:

@@ -21,10 +21,15 @@ class DocType(enum.StrEnum):
     HTML = "text/html"
     MARKDOWN = "text/markdown"
     TEXT = "text/plain"
+    # Read with OCR (ingest/ocr.py), each image a page (each frame of a TIFF).
+    PNG = "image/png"
+    JPEG = "image/jpeg"
+    TIFF = "image/tiff"
 
     @property
     def label(self) -> str:
-        return {"PDF": "a PDF", "DOCX": "a Word document", "TEXT": "plain text"}.get(self.name, self.name)
+        labels = {"PDF": "a PDF", "DOCX": "a Word document", "TEXT": "plain text"}
+        return labels.get(self.name, f"a {self.name} image" if self.name in ("PNG", "JPEG", "TIFF") else self.name)
 
 
 # What each extension claims. A binary claim that the content contradicts is refused: the file is
@@ -39,8 +44,14 @@ _EXTENSION_CLAIMS = {
     ".markdown": DocType.MARKDOWN,
     ".txt": DocType.TEXT,
     ".text": DocType.TEXT,
+    ".png": DocType.PNG,
+    ".jpg": DocType.JPEG,
+    ".jpeg": DocType.JPEG,
+    ".tif": DocType.TIFF,
+    ".tiff": DocType.TIFF,
 }
-_BINARY_CLAIMS = {DocType.PDF, DocType.DOCX}
+_BINARY_CLAIMS = {DocType.PDF, DocType.DOCX, DocType.PNG, DocType.JPEG, DocType.TIFF}
+IMAGES = frozenset({DocType.PNG, DocType.JPEG, DocType.TIFF})
 _HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 _HTML_TAG = re.compile(rb"<(html|body|head|div|p|table|h[1-6])\b[^>]*>", re.I)
 
@@ -64,7 +75,8 @@ def detect_type(path: Path, filename: str) -> DocType:
         raise UnsupportedDocument(f"the file name says {claimed.label} but the content is {_describe(found, head)}")
     if found is None:
         raise UnsupportedDocument(
-            f"unsupported file type ({_describe(None, head)}); supported: PDF, DOCX, HTML, Markdown and plain text"
+            f"unsupported file type ({_describe(None, head)}); supported: PDF, DOCX, HTML, Markdown, plain text"
+            " and images (PNG, JPEG, TIFF, read with OCR)"
         )
     if found is DocType.TEXT and claimed is DocType.MARKDOWN:
         return DocType.MARKDOWN
@@ -77,6 +89,12 @@ def _sniff(path: Path, head: bytes) -> DocType | None:
         return DocType.PDF
     if head.startswith(b"PK\x03\x04"):
         return DocType.DOCX if _is_docx(path) else None
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return DocType.PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return DocType.JPEG
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return DocType.TIFF
     # Text first: some of filetype's signatures are short enough to match prose (any text that starts with
     # "SQLite" reads as an SQLite database to it). Binary formats carry NUL and control bytes, which text
     # decoding refuses.

@@ -6,7 +6,9 @@ refused user knows which setting an operator would raise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ingest.ocr import OcrOptions
 
 # Chroma writes one record's metadata in a single SQLite statement with six bind variables per key, and
 # SQLite allows 32,766: a record with more than 5,461 keys (Chroma's own `chroma:document` among them) makes
@@ -24,3 +26,5 @@ class IngestLimits:
     max_page_chars: int = 100_000
     max_document_chars: int = 10_000_000
     max_document_chunks: int = 20_000
+    # How scanned pages and images are read (RAG_OCR_*), with the OCR limits among them.
+    ocr: OcrOptions = field(default_factory=OcrOptions)

@@ -16,7 +16,7 @@ from ingest.ports import MetadataValue
 
 # Keys the pipeline writes into every chunk's metadata; user metadata may not use them.
 RESERVED_METADATA_KEYS = frozenset(
-    {"document_id", "collection", "filename", "chunk_index", "start", "end", "page", "page_end", "context"}
+    {"document_id", "collection", "filename", "chunk_index", "start", "end", "page", "page_end", "context", "ocr"}
 )
 MAX_KEY_CHARS = 128
 # Chroma refuses keys starting with "$" or "#" (its operators) and silently drops those starting "chroma:".

@@ -13,10 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.detect import DocType, decode_text
+from ingest.detect import IMAGES, DocType, decode_text
 from ingest.errors import DocumentError
 from ingest.html_text import html_sections, markdown_html
 from ingest.limits import IngestLimits
+from ingest.ocr import (
+    INSTALL_HINT,
+    OcrUnavailable,
+    PdfPageReader,
+    read_image,
+    require_tesseract,
+    tesseract_available,
+)
+from ingest.ocr import usable as ocr_usable
 from ingest.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
 
 log = logging.getLogger(__name__)
@@ -27,6 +36,7 @@ class Section:
     text: str
     page: int | None = None  # 1-based
     path: tuple[str, ...] = ()  # the headings it sits under, outermost first
+    ocr: bool = False  # read from a scan (ingest/ocr.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,7 @@ class ParsedDocument:
     sections: list[Section]
     pages: int | None = None
     title: str | None = None  # from the document itself (PDF metadata, <title>, first heading)
+    ocr_pages: frozenset[int] = frozenset()  # pages read by OCR
 
 
 PageCallback = Callable[[int, int], None]
@@ -47,10 +58,23 @@ def parse(
     ``on_page(pages_read, pages)`` is called as each page of a PDF is read, so a long PDF shows progress
     while it is parsed."""
     limits = limits or IngestLimits()
-    parsed = _parse_pdf(path, limits, on_page) if doc_type is DocType.PDF else _PARSERS[doc_type](path, limits)
+    if doc_type is DocType.PDF:
+        parsed = _parse_pdf(path, limits, on_page)
+    elif doc_type in IMAGES:
+        parsed = _parse_image(path, doc_type, limits, on_page)
+    else:
+        parsed = _PARSERS[doc_type](path, limits)
     if not any(section.text.strip() for section in parsed.sections):
         if doc_type is DocType.PDF:
-            raise DocumentError("the PDF has no extractable text (scanned pages or images only?); OCR is not supported")
+            if limits.ocr.mode == "off":
+                raise DocumentError("the PDF has no extractable text (scanned pages?), and OCR is off (RAG_OCR=off)")
+            if not tesseract_available(limits.ocr):
+                raise OcrUnavailable(
+                    f"the PDF has no extractable text: its pages look scanned, and OCR needs Tesseract: {INSTALL_HINT}"
+                )
+            raise DocumentError("the PDF has no extractable text, not even by OCR")
+        if doc_type in IMAGES:
+            raise DocumentError("the image has no text that OCR could read")
         raise DocumentError("the document contains no text")
     total = sum(len(section.text) for section in parsed.sections)
     if total > limits.max_document_chars:
@@ -170,31 +194,85 @@ def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = 
     failed = 0
     total = 0
     repair_cut_words = _CutWordRepair()
-    for number in range(1, page_count + 1):
-        try:
-            text = _page_text(pages[number - 1], limits.max_page_chars, repair_cut_words)
-        except _PageTooLong:
-            raise DocumentError(
-                f"page {number} has more than {limits.max_page_chars:,} characters of text, the most read from one"
-                " page (RAG_MAX_PAGE_CHARS)"
-            ) from None
-        except Exception as exc:  # one bad page should not lose the whole document
-            failed += 1
-            log.warning("page %d of %s could not be read: %s", number, path.name, exc)
-            continue
-        text = normalise(repair_tex_codes(text))
-        text = drop_dot_leaders(restore_spaces(text))
-        sections.append(Section(text, page=number))
-        if on_page is not None:
-            on_page(number, page_count)
-        total += len(sections[-1].text)
-        if total > limits.max_document_chars:  # stop reading now rather than after the last page
-            raise document_too_long(f"more than {limits.max_document_chars:,}", limits)
+    scans = PdfPageReader(path, limits.ocr)
+    try:
+        for number in range(1, page_count + 1):
+            try:
+                text = _page_text(pages[number - 1], limits.max_page_chars, repair_cut_words)
+            except _PageTooLong:
+                raise DocumentError(
+                    f"page {number} has more than {limits.max_page_chars:,} characters of text, the most read from"
+                    " one page (RAG_MAX_PAGE_CHARS)"
+                ) from None
+            except Exception as exc:  # one bad page should not lose the whole document
+                failed += 1
+                log.warning("page %d of %s could not be read: %s", number, path.name, exc)
+                continue
+            text = normalise(repair_tex_codes(text))
+            text = drop_dot_leaders(restore_spaces(text))
+            scanned = _wants_ocr(text, limits)
+            if scanned:
+                text = normalise(scans.read(number))
+            sections.append(Section(text, page=number, ocr=scanned))
+            if on_page is not None:
+                on_page(number, page_count)
+            total += len(sections[-1].text)
+            if total > limits.max_document_chars:  # stop reading now rather than after the last page
+                raise document_too_long(f"more than {limits.max_document_chars:,}", limits)
+    finally:
+        scans.close()
     if failed == page_count:
         raise DocumentError("the PDF is damaged: no page could be read")
     texts = drop_running_lines([section.text for section in sections])
-    sections = [Section(text, section.page) for section, text in zip(sections, texts, strict=True)]
-    return ParsedDocument(_split_by_outline(sections, _outline(reader)), pages=page_count, title=_pdf_title(reader))
+    sections = [Section(text, section.page, ocr=section.ocr) for section, text in zip(sections, texts, strict=True)]
+    return ParsedDocument(
+        _split_by_outline(sections, _outline(reader)),
+        pages=page_count,
+        title=_pdf_title(reader),
+        ocr_pages=frozenset(section.page for section in sections if section.ocr),
+    )
+
+
+def _wants_ocr(text: str, limits: IngestLimits) -> bool:
+    """Whether a page is read by OCR: every page when forced; with ``auto``, a page without usable text, when
+    Tesseract is there (without it the page is kept as it is, and a document of such pages fails saying
+    what to install)."""
+    options = limits.ocr
+    if options.mode == "force":
+        require_tesseract(options, "this document (RAG_OCR=force)")
+        return True
+    if options.mode == "off" or ocr_usable(text):
+        return False
+    if not tesseract_available(options):
+        log.warning("a page without text is left unread: Tesseract is not installed")
+        return False
+    return True
+
+
+def _parse_image(path: Path, doc_type: DocType, limits: IngestLimits, on_page: PageCallback | None) -> ParsedDocument:
+    """An image read by OCR, each frame a page (a TIFF may hold many)."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    require_tesseract(limits.ocr, doc_type.label.removeprefix("a ").capitalize())
+    try:
+        image = Image.open(path)
+        frames = max(1, getattr(image, "n_frames", 1))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DocumentError(f"the image is damaged and cannot be read: {exc}") from exc
+    if frames > limits.ocr.max_pages:
+        raise DocumentError(
+            f"the image has {frames} pages; at most {limits.ocr.max_pages} are read by OCR from one document"
+            " (RAG_OCR_MAX_PAGES): split it into smaller files"
+        )
+    sections = []
+    try:
+        for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+            sections.append(Section(normalise(read_image(frame, limits.ocr)), page=number, ocr=True))
+            if on_page is not None:
+                on_page(number, frames)
+    except OSError as exc:  # a truncated file fails while its pixels are read
+        raise DocumentError(f"the image is damaged and cannot be read: {exc}") from exc
+    return ParsedDocument(sections, pages=frames, ocr_pages=frozenset(range(1, frames + 1)))
 
 
 _PLACEHOLDER_TITLE = re.compile(r"^(untitled|microsoft word|document\d*|.*\.(pdf|docx?|tex|dvi))", re.IGNORECASE)
@@ -247,10 +325,10 @@ def _split_by_outline(pages: list[Section], outline: list[tuple[int, int, str]])
         for depth, title in by_page.get(section.page, []):
             found = folded.find(title.casefold(), cursor)
             if found > cursor:  # the heading is further down: the text before it is the previous section's
-                sections.append(Section(text[cursor:found], section.page, tuple(path)))
+                sections.append(Section(text[cursor:found], section.page, tuple(path), section.ocr))
                 cursor = found
             path = [*path[:depth], title]
-        sections.append(Section(text[cursor:], section.page, tuple(path)))
+        sections.append(Section(text[cursor:], section.page, tuple(path), section.ocr))
     return [section for section in sections if section.text.strip()]
 
 

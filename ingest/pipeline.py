@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -41,6 +42,12 @@ def title_from_filename(filename: str) -> str:
     return " ".join(words)
 
 
+def _on_pages(chunk: Chunk, pages: frozenset[int]) -> bool:
+    if chunk.page is None:
+        return False
+    return any(page in pages for page in range(chunk.page, (chunk.page_end or chunk.page) + 1))
+
+
 def chunk_metadata(record: DocumentRecord, chunk: Chunk) -> dict[str, MetadataValue]:
     metadata: dict[str, MetadataValue] = dict(record.metadata)  # the user's own metadata, flat scalars
     metadata.update(
@@ -56,6 +63,8 @@ def chunk_metadata(record: DocumentRecord, chunk: Chunk) -> dict[str, MetadataVa
     if chunk.page is not None:
         metadata["page"] = chunk.page
         metadata["page_end"] = chunk.page_end or chunk.page
+    if chunk.ocr:
+        metadata["ocr"] = True
     return metadata
 
 
@@ -86,6 +95,11 @@ class DocumentPipeline:
         else:
             parsed = parse(path, doc_type, self._limits, on_page)
         chunks = self._chunker.split(parsed, fallback_title=title_from_filename(filename) if filename else None)
+        if parsed.ocr_pages:
+            chunks = [
+                dataclasses.replace(chunk, ocr=True) if _on_pages(chunk, parsed.ocr_pages) else chunk
+                for chunk in chunks
+            ]
         if len(chunks) > self._limits.max_document_chunks:
             raise DocumentError(
                 f"the document makes {len(chunks):,} chunks; at most {self._limits.max_document_chunks:,} are"

@@ -26,6 +26,7 @@ class Chunk:
     page: int | None = None  # 1-based, as a reader counts pages; None for formats without pages
     page_end: int | None = None
     context: str = ""  # where it sits: "title > section > subsection", embedded and indexed with the text
+    ocr: bool = False  # read by OCR from a scanned page or an image (its text may hold misreadings)
 
     @property
     def searchable_text(self) -> str:

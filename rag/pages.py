@@ -19,13 +19,15 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
+from ingest.ocr import PDFIUM_LOCK
+
 # A page far taller than wide (a receipt, a poster) is drawn narrower so the image stays bounded too.
 MAX_HEIGHT_TO_WIDTH = 3
 # A quote is found on its page when at least this share of its words line up with the page's text: the
 # quote comes from pypdf's reading of the page (with repairs), PDFium's may differ in spacing and a word.
 MIN_WORDS_MATCHED = 0.6
 _WORD = re.compile(r"\w+")
-_PDFIUM = threading.Lock()  # PDFium keeps global state: every PageImages of the process shares this
+_PDFIUM = PDFIUM_LOCK  # PDFium keeps global state: one lock for the process, shared with ingestion's OCR
 
 
 def page_etag(key: str, number: int, width: int) -> str:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.limits import CHROMA_MAX_METADATA_KEYS, IngestLimits
 from ingest.metadata import RESERVED_METADATA_KEYS
+from ingest.ocr import OcrOptions
 from rag.abstention import AbstentionPolicy
 from rag.llm import SamplingGuard
 
@@ -84,6 +85,14 @@ class Settings(BaseSettings):
         description="Processes parsing documents; unset = one per core when embedding on a GPU, else 0"
         " (parsing in the worker's reader threads, with page progress).",
     )
+    # Scanned pages and images (ingest/ocr.py): auto reads pages without text with Tesseract when it is
+    # installed; force reads every page; off never. Languages are Tesseract's codes joined by '+'.
+    ocr: Literal["auto", "off", "force"] = "auto"
+    ocr_languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    ocr_max_pages: int = Field(default=200, ge=1, le=100_000, description="Pages read by OCR per document.")
+    ocr_page_seconds: float = Field(default=60.0, gt=0, le=3600, description="Time limit for one page's OCR.")
+    ocr_dpi: int = Field(default=300, ge=72, le=600)
+    ocr_tesseract_cmd: str = Field(default="tesseract", description="The tesseract program, if not on PATH.")
     ingest_active_documents: int = Field(
         default=4, ge=1, le=64, description="Documents one worker ingests at once, a batch of each in turn."
     )
@@ -214,6 +223,14 @@ class Settings(BaseSettings):
             max_page_chars=self.max_page_chars,
             max_document_chars=self.max_document_chars,
             max_document_chunks=self.max_document_chunks,
+            ocr=OcrOptions(
+                mode=self.ocr,
+                languages=self.ocr_languages,
+                max_pages=self.ocr_max_pages,
+                page_seconds=self.ocr_page_seconds,
+                dpi=self.ocr_dpi,
+                tesseract_cmd=self.ocr_tesseract_cmd,
+            ),
         )
 
     @property

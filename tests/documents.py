@@ -15,7 +15,8 @@ ALMANAC_PDF = (DATA / "harbour-almanac.pdf").read_bytes()
 ORCHARD_PDF = (DATA / "orchard-cooperative.pdf").read_bytes()
 MANUAL_PDF = (DATA / "pump-maintenance.pdf").read_bytes()
 NO_TEXT_PDF = (DATA / "scanned-no-text.pdf").read_bytes()
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00" * 64  # a PNG's start, then nothing
+GIF = b"GIF89a" + b"\x00" * 64  # an image format not read
 
 HTML = b"""<!DOCTYPE html>
 <html><head><title>Glassworks guide</title><style>body { color: red }</style>
@@ -120,3 +121,54 @@ def long_text(lines: int = 300) -> bytes:
         f"{12 + n % 5}.{n % 10} volts; the next inspection is due in week {n % 52 + 1}."
         for n in range(lines)
     ).encode()
+
+
+def scanned_pages(pdf: bytes, dpi: int = 200, *, rotate: float = 0.6, noise: float = 0.02, seed: int = 7) -> list:
+    """The pages of a PDF as a scanner would give them back: drawn to grey images, a little rotated, with
+    speckle. PIL images, one per page."""
+    import random
+
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    randomness = random.Random(seed)
+    document = pdfium.PdfDocument(pdf)
+    pages = []
+    for index in range(len(document)):
+        image = document[index].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+        image = image.rotate(rotate, expand=True, fillcolor=255, resample=Image.BICUBIC)
+        pixels = image.load()
+        width, height = image.size
+        for _ in range(int(width * height * noise)):
+            x, y = randomness.randrange(width), randomness.randrange(height)
+            pixels[x, y] = randomness.choice((0, 96, 255))
+        pages.append(image)
+    document.close()
+    return pages
+
+
+def image_pdf(images: list) -> bytes:
+    """A PDF of images only, as a scanner writes it: no text layer at all."""
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=200)
+    return out.getvalue()
+
+
+def mixed_pdf(pdf: bytes, scanned_page: int) -> bytes:
+    """The PDF with one of its pages (1-based) swapped for a scan of it: text pages around a scanned one."""
+    from pypdf import PdfReader
+
+    original = PdfReader(io.BytesIO(pdf))
+    scan = PdfReader(io.BytesIO(image_pdf([scanned_pages(pdf)[scanned_page - 1]])))
+    writer = PdfWriter()
+    for number, page in enumerate(original.pages, start=1):
+        writer.add_page(scan.pages[0] if number == scanned_page else page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def png(image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -30,7 +30,7 @@ def test_ingest_a_folder_reports_progress_and_failures(tmp_path):
     (folder / "nested" / "ferry.docx").write_bytes(docs.DOCX)
     (folder / "nested" / "bees.md").write_bytes(docs.MARKDOWN)
     (folder / "locked.pdf").write_bytes(docs.encrypted_pdf())
-    (folder / "photo.png").write_bytes(docs.PNG)
+    (folder / "photo.gif").write_bytes(docs.GIF)
     (folder / ".hidden.txt").write_bytes(docs.TEXT)
     data_dir = tmp_path / "state"
 
@@ -38,7 +38,7 @@ def test_ingest_a_folder_reports_progress_and_failures(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "documents" in result.stderr and "chunks" in result.stderr  # the progress bars
     assert "3 of 5 documents ready in collection 'manuals'" in result.stderr
-    assert "photo.png: unsupported file type" in result.stderr
+    assert "photo.gif: unsupported file type" in result.stderr
     assert "locked.pdf: the PDF is encrypted" in result.stderr
 
     records = DocumentRecords(Settings(_env_file=None, data_dir=data_dir).records_path)

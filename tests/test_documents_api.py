@@ -156,8 +156,8 @@ def test_list_filters_by_collection_and_status(client):
     ("name", "content", "status", "reason"),
     [
         ("empty.pdf", b"", 400, "empty"),
-        ("photo.png", docs.PNG, 415, "unsupported file type"),
-        ("photo.pdf", docs.PNG, 415, "says a PDF but the content is image/png"),
+        ("photo.gif", docs.GIF, 415, "unsupported file type (image/gif)"),
+        ("photo.pdf", docs.PNG, 415, "says a PDF but the content is a PNG image"),
         ("notes.docx", docs.TEXT, 415, "says a Word document"),
         ("cut.docx", docs.DOCX[:400], 422, "Word document is damaged or truncated"),
     ],
@@ -206,9 +206,9 @@ def test_a_pdf_with_the_wrong_extension_is_read_as_a_pdf(client):
 
 
 def test_one_bad_file_refuses_the_whole_request_and_stores_nothing(client):
-    response = upload(client, ("almanac.pdf", docs.ALMANAC_PDF), ("empty.txt", b""), ("photo.png", docs.PNG))
+    response = upload(client, ("almanac.pdf", docs.ALMANAC_PDF), ("empty.txt", b""), ("photo.gif", docs.GIF))
     assert response.status_code == 400
-    assert [f["filename"] for f in response.json()["files"]] == ["empty.txt", "photo.png"]
+    assert [f["filename"] for f in response.json()["files"]] == ["empty.txt", "photo.gif"]
     assert client.get("/v1/documents").json()["total"] == 0
     staging = client.app.state.runtime.settings.originals_dir / ".staging"
     assert list(staging.iterdir()) == []

@@ -48,8 +48,8 @@ def test_type_comes_from_content(tmp_path, name, content, expected):
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("picture.png", docs.PNG, "image/png"),
-        ("picture.pdf", docs.PNG, "says a PDF but the content is image/png"),
+        ("picture.gif", docs.GIF, "image/gif"),
+        ("picture.pdf", docs.PNG, "says a PDF but the content is a PNG image"),
         ("notes.pdf", docs.TEXT, "says a PDF but the content is plain text"),
         ("report.docx", docs.ALMANAC_PDF, "says a Word document but the content is a PDF"),
         ("archive.zip", b"PK\x03\x04" + b"\x00" * 100, "unsupported file type"),

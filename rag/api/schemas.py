@@ -248,6 +248,7 @@ class RetrievedChunk(BaseModel):
     filename: str
     page: int | None
     chunk_index: int
+    ocr: bool = Field(default=False, description="Read by OCR from a scanned page or an image.")
 
     @classmethod
     def of(cls, hit: ChunkHit) -> RetrievedChunk:
@@ -260,6 +261,7 @@ class RetrievedChunk(BaseModel):
             filename=meta["filename"],
             page=meta.get("page"),
             chunk_index=meta["chunk_index"],
+            ocr=bool(meta.get("ocr", False)),
         )
 
 
