@@ -72,7 +72,8 @@ def test_retrieve_returns_scored_chunks_with_pages(server):
     # Hybrid order (fused rank); hits far less similar than the best one are left out, so maybe fewer.
     assert 1 <= len(chunks) <= 3
     best = chunks[0]
-    assert set(best) == {"id", "text", "score", "document_id", "filename", "page", "chunk_index"}
+    assert set(best) == {"id", "text", "score", "document_id", "filename", "page", "chunk_index", "ocr"}
+    assert best["ocr"] is False
     assert best["filename"] == "harbour-almanac.pdf" and best["page"] == 2 and "1887" in best["text"]
     assert all(c["score"] >= max(c["score"] for c in chunks) - 0.3 for c in chunks)
     dense = httpx.post(f"{server.url}/v1/retrieve", json={"query": "lighthouse keeper years", "top_k": 3}).json()

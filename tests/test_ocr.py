@@ -115,3 +115,12 @@ def test_force_reads_text_pages_too(tmp_path):
     path.write_bytes(docs.ALMANAC_PDF)
     parsed = parse(path, DocType.PDF, IngestLimits(ocr=OcrOptions(mode="force")))
     assert parsed.ocr_pages == {1, 2, 3} and "1887" in " ".join(s.text for s in parsed.sections)
+
+
+def test_each_frame_of_a_tiff_is_a_page(tmp_path):
+    pages = docs.scanned_pages(docs.ALMANAC_PDF, noise=0.0)[:2]
+    path = tmp_path / "scan.tiff"
+    pages[0].save(path, format="TIFF", save_all=True, append_images=pages[1:])
+    parsed = parse(path, DocType.TIFF, IngestLimits(), on_page=lambda n, total: None)
+    assert parsed.pages == 2 and parsed.ocr_pages == {1, 2}
+    assert "Quillhaven" in parsed.sections[0].text and "1887" in parsed.sections[1].text
