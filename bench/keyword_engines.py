@@ -25,7 +25,6 @@ from ingest.records import DocumentRecords  # noqa: E402
 from rag.evaluation import ingest_folder, load_questions, run_questions, summarise  # noqa: E402
 from rag.keyword import KeywordIndex  # noqa: E402
 from rag.keyword_postgres import PostgresKeywordIndex  # noqa: E402
-from rag.retrieval import Retriever  # noqa: E402
 from rag.runtime import Runtime  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -83,17 +82,7 @@ def main() -> None:
                     questions = load_questions(args.set / "questions.jsonl", split)
                     for mode in ("bm25", "hybrid"):
                         for name, keywords in engines.items():
-                            retriever = Retriever(
-                                runtime.records,
-                                runtime.store,
-                                runtime.embedder,
-                                keywords,
-                                mode=mode,
-                                candidates=settings.retrieval_candidates,
-                                rrf_k=settings.rrf_k,
-                                dense_weight=settings.rrf_dense_weight,
-                                score_margin=settings.retrieval_score_margin,
-                            )
+                            retriever = runtime.retriever(mode=mode, keywords=keywords)
                             results = run_questions(
                                 lambda q, k, r=retriever: r.search("eval", q, k),
                                 questions,

@@ -27,7 +27,6 @@ from ingest.ports import Embedder
 from ingest.records import Status
 from rag.abstention import AbstentionPolicy
 from rag.ports import ChunkHit
-from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from rag.settings import Settings
 
@@ -260,17 +259,7 @@ def evaluate(
         try:
             report["ingestion"] = ingest_folder(runtime, docs_folder, collection)
             for mode in modes:
-                retriever = Retriever(
-                    runtime.records,
-                    runtime.store,
-                    runtime.embedder,
-                    runtime.keywords,
-                    mode=mode,
-                    candidates=settings.retrieval_candidates,
-                    rrf_k=settings.rrf_k,
-                    dense_weight=settings.rrf_dense_weight,
-                    score_margin=settings.retrieval_score_margin,
-                )
+                retriever = runtime.retriever(mode=mode)
                 results = run_questions(
                     lambda q, k, r=retriever: r.search(collection, q, k),
                     questions,

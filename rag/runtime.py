@@ -26,6 +26,7 @@ from rag.keyword import HybridChunkStore, KeywordIndex
 from rag.keyword_postgres import PostgresKeywordIndex
 from rag.local_llm import LocalVLLM
 from rag.pages import PageImages
+from rag.ports import KeywordSearch
 from rag.query_batching import BatchingEmbedder
 from rag.retrieval import Retriever
 from rag.settings import Settings
@@ -177,15 +178,16 @@ class Runtime:
             parse_pool=self._parse_pool if processes else None,
         )
 
-    def retriever(self) -> Retriever:
+    def retriever(self, *, mode: str | None = None, keywords: KeywordSearch | None = None) -> Retriever:
+        """The service's retriever; ``mode`` and ``keywords`` replace the configured ones (evaluation)."""
         if self._query_embedder is None or self.worker is None:
             raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
         return Retriever(
             self.records,
             self.store,
             self._query_embedder,
-            self.keywords,
-            mode=self.settings.retrieval_mode,
+            keywords or self.keywords,
+            mode=mode or self.settings.retrieval_mode,
             candidates=self.settings.retrieval_candidates,
             rrf_k=self.settings.rrf_k,
             dense_weight=self.settings.rrf_dense_weight,
