@@ -36,6 +36,16 @@ def query_words(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS))
 
 
+def selective_words(words: list[str], frequency: dict[str, int], total: int) -> list[str]:
+    """The query's words minus those too common in a collection of ``total`` chunks to rank anything (rarest
+    first); ``frequency``: how many chunks hold each word."""
+    common = max(MIN_COMMON, COMMON_SHARE * total)
+    present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
+    selective = [w for w in present if frequency[w] <= common]
+    # If every word is common, the two rarest still rank something.
+    return (selective or present[:2])[:MAX_TERMS]
+
+
 def match_expression(query: str | list[str]) -> str | None:
     """An FTS5 query matching any of the query's words (each quoted, so user text is never syntax)."""
     words = query_words(query) if isinstance(query, str) else query
@@ -112,11 +122,7 @@ class KeywordIndex:
         """The query's words minus those too common in this collection to rank anything (rarest first)."""
         frequency = self._frequencies(cursor, fts, words)
         total = cursor.execute(f"SELECT count(*) AS n FROM {chunks}").fetchone()["n"]
-        common = max(MIN_COMMON, COMMON_SHARE * total)
-        present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
-        selective = [w for w in present if frequency[w] <= common]
-        # If every word is common, the two rarest still rank something.
-        return (selective or present[:2])[:MAX_TERMS]
+        return selective_words(words, frequency, total)
 
     def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
         with self._db.transaction() as cursor:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 
 from ingest.db import Database
-from rag.keyword import _WORD, COMMON_SHARE, MAX_TERMS, MIN_COMMON, KeywordHit, query_words
+from rag.keyword import _WORD, KeywordHit, query_words, selective_words
 
 CONFIG = "english"
 # BM25's parameters, FTS5's defaults.
@@ -99,9 +99,7 @@ class PostgresKeywordIndex:
                 "SELECT COUNT(*) AS n, AVG(length) AS average FROM chunk_keywords WHERE collection = ?", (collection,)
             ).fetchone()
             total, average = int(stats["n"]), float(stats["average"] or 1.0)
-            common = max(MIN_COMMON, COMMON_SHARE * total)
-            present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
-            selective = ([w for w in present if frequency[w] <= common] or present[:2])[:MAX_TERMS]
+            selective = selective_words(words, frequency, total)
             if not selective:
                 return []
             # Each word's lexeme (as the index stemmed it) and its inverse document frequency, as FTS5 has it.
