@@ -44,7 +44,11 @@ class ParsedDocument:
     sections: list[Section]
     pages: int | None = None
     title: str | None = None  # from the document itself (PDF metadata, <title>, first heading)
-    ocr_pages: frozenset[int] = frozenset()  # pages read by OCR
+
+    @property
+    def ocr_pages(self) -> frozenset[int]:
+        """The pages read by OCR."""
+        return frozenset(section.page for section in self.sections if section.ocr and section.page is not None)
 
 
 PageCallback = Callable[[int, int], None]
@@ -225,12 +229,7 @@ def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = 
         raise DocumentError("the PDF is damaged: no page could be read")
     texts = drop_running_lines([section.text for section in sections])
     sections = [Section(text, section.page, ocr=section.ocr) for section, text in zip(sections, texts, strict=True)]
-    return ParsedDocument(
-        _split_by_outline(sections, _outline(reader)),
-        pages=page_count,
-        title=_pdf_title(reader),
-        ocr_pages=frozenset(section.page for section in sections if section.ocr),
-    )
+    return ParsedDocument(_split_by_outline(sections, _outline(reader)), pages=page_count, title=_pdf_title(reader))
 
 
 def _wants_ocr(text: str, limits: IngestLimits) -> bool:
@@ -272,7 +271,7 @@ def _parse_image(path: Path, doc_type: DocType, limits: IngestLimits, on_page: P
                 on_page(number, frames)
     except OSError as exc:  # a truncated file fails while its pixels are read
         raise DocumentError(f"the image is damaged and cannot be read: {exc}") from exc
-    return ParsedDocument(sections, pages=frames, ocr_pages=frozenset(range(1, frames + 1)))
+    return ParsedDocument(sections, pages=frames)
 
 
 _PLACEHOLDER_TITLE = re.compile(r"^(untitled|microsoft word|document\d*|.*\.(pdf|docx?|tex|dvi))", re.IGNORECASE)
