@@ -77,16 +77,21 @@ class DocumentReader:
         return ChunkPage(record, self._store.get_chunks(record.collection, ids), total)
 
     def page_image(
-        self, document_id: str, number: int, *, width: int, within: frozenset[str] | None = None
-    ) -> PageImage:
-        """Page ``number`` (from 1) of a PDF document, drawn ``width`` pixels wide."""
+        self,
+        document_id: str,
+        number: int,
+        *,
+        width: int,
+        within: frozenset[str] | None = None,
+        unless: str | None = None,
+    ) -> tuple[str, PageImage | None]:
+        """Page ``number`` (from 1) of a PDF document, drawn ``width`` pixels wide, with its ETag. The ETag is
+        known before drawing: when it is ``unless`` (the one the caller has), nothing is drawn (None)."""
         record, path = self._pdf(document_id, within)
-        return self._page_images.page(path, record.sha256, number, width)
-
-    def page_etag(self, document_id: str, number: int, *, width: int, within: frozenset[str] | None = None) -> str:
-        """The page image's ETag, known without drawing it (a browser asking again gets a 304 at once)."""
-        record, _ = self._pdf(document_id, within)
-        return page_etag(record.sha256, number, width)
+        etag = page_etag(record.sha256, number, width)
+        if etag == unless:
+            return etag, None
+        return etag, self._page_images.page(path, record.sha256, number, width)
 
     def page_boxes(
         self, document_id: str, number: int, text: str, *, within: frozenset[str] | None = None
@@ -102,7 +107,7 @@ class DocumentReader:
         if record.content_type != DocType.PDF:
             raise PageNotFound(f"{record.filename} is not a PDF: it has no pages to draw")
         path = self._files.path(record.id)
-        if record.status is Status.DELETING or not path.exists():
+        if not path.exists():  # (a document being deleted is already not found by get)
             raise DocumentNotFound(document_id)
         return record, path
 

@@ -169,13 +169,17 @@ def get_page_image(
             ("query", "width"),
             "less_than_equal",
         )
-    width = width or settings.page_image_width
-    etag = reader.page_etag(document_id, number, width=width, within=principal.collections)
+    etag, image = reader.page_image(
+        document_id,
+        number,
+        width=width or settings.page_image_width,
+        within=principal.collections,
+        unless=(if_none_match or "").strip('"') or None,
+    )
     # The image of a page never changes for a given file; a browser may keep it (per key: Vary).
     headers = {"ETag": f'"{etag}"', "Cache-Control": "private, max-age=86400", "Vary": "Authorization"}
-    if if_none_match == headers["ETag"]:
+    if image is None:
         return Response(status_code=304, headers=headers)
-    image = reader.page_image(document_id, number, width=width, within=principal.collections)
     return Response(image.png, media_type="image/png", headers=headers)
 
 

@@ -55,14 +55,11 @@ class FakeReader:
     def collections(self, *, within=None):
         return [("default", len(self.documents))]
 
-    def page_etag(self, document_id, number, *, width, within=None):
+    def page_image(self, document_id, number, *, width, within=None, unless=None):
         self.get(document_id, within=within)
         if number > 4:
             raise PageNotFound("the document has 4 pages: there is no page 5")
-        return "etag"
-
-    def page_image(self, document_id, number, *, width, within=None):
-        return PageImage(b"\x89PNG fake", "etag")
+        return "etag", None if unless == "etag" else PageImage(b"\x89PNG fake", "etag")
 
 
 @dataclass
