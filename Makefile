@@ -53,6 +53,21 @@ test-deps:
 	    chromium chromium-driver postgresql tesseract-ocr tesseract-ocr-eng; \
 	fi
 
+# The public evaluation sets (data/eval/README.md), copied and built from Debian's packages.
+eval-data: setup
+	bash data/eval/fetch.sh
+	$(PY) data/eval/faq/build.py
+	bash data/eval/pdf/fetch.sh
+
+# The quick smoke set (every retrieval mode), then the two hard sets beside the plain recipe, on one split.
+eval: setup eval-data
+	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results/smoke
+
+SPLIT ?= test
+eval-sets: setup eval-data
+	$(VENV)/bin/rag eval data/eval/faq/docs data/eval/faq/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/faq-$(SPLIT)
+	$(VENV)/bin/rag eval data/eval/pdf/docs data/eval/pdf/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/pdf-$(SPLIT)
+
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
