@@ -59,6 +59,33 @@ def test_upsert_replaces_delete_removes_and_collections_stay_apart(index, open_i
     reopened.close()
 
 
+def test_document_filters_apply_before_the_cut_to_k(index):
+    index.upsert("c", ["a-0", "a-1", "a-2"], ["pump pump pump", "pump pump", "pump pump seal"], ["a", "a", "a"])
+    index.upsert("c", ["b-0", "b-1"], ["pump and a long tail of other words", "pump gasket"], ["b", "b"])
+    assert [h.document_id for h in index.search("c", "pump", 2)] == ["a", "a"]
+    assert {h.chunk_id for h in index.search("c", "pump", 2, exclude_documents=["a"])} == {"b-0", "b-1"}
+    assert [h.chunk_id for h in index.search("c", "pump", 1, only_documents=["b"])] == ["b-1"]
+    assert index.search("c", "pump", 3, only_documents=[]) == []
+
+
+def test_word_statistics_follow_writes_at_once(index, open_index):
+    """Word counts are cached between searches (FTS5): a write here, or a new word written anywhere, must still
+    show in the next question."""
+    index.upsert("alpha", ["d1-0"], ["anemometer readings"], ["d1"])
+    assert index.unknown_words("alpha", "anemometer zeppelin") == ["zeppelin"]
+    index.search("alpha", "anemometer zeppelin", 5)
+    index.upsert("alpha", ["d2-0"], ["zeppelin hangar"], ["d2"])
+    assert index.unknown_words("alpha", "anemometer zeppelin") == []
+    index.delete_document("alpha", "d2")
+    assert index.unknown_words("alpha", "anemometer zeppelin") == ["zeppelin"]
+
+    other = open_index()  # another process on the same index
+    other.upsert("alpha", ["d3-0"], ["blimp mooring"], ["d3"])
+    other.close()
+    assert index.unknown_words("alpha", "blimp") == []
+    assert [h.chunk_id for h in index.search("alpha", "blimp", 5)] == ["d3-0"]
+
+
 def test_ranking_prefers_rarer_and_more_frequent_terms(index):
     index.upsert(
         "c",
