@@ -109,7 +109,8 @@ class KeywordIndex:
         """How many chunks of the collection hold each word (as its stem, by the index's own tokenizer)."""
         with self._stats_lock:
             generation = self._generation.get(fts, 0)
-            frequency = {w: self._stats[key] for w in words if (key := (fts, generation, w)) in self._stats}
+            known = {word: self._cached((fts, generation, word)) for word in words}
+        frequency = {word: count for word, count in known.items() if count is not None}
         missing = [word for word in words if word not in frequency]
         if missing:
             cursor.execute("DELETE FROM temp.query_words")
@@ -130,12 +131,20 @@ class KeywordIndex:
     def _chunk_count(self, cursor: Cursor, fts: str, chunks: str) -> int:
         with self._stats_lock:
             key = (fts, self._generation.get(fts, 0), None)
-            if key in self._stats:
-                return self._stats[key]
+            total = self._cached(key)
+        if total is not None:
+            return total
         total = cursor.execute(f"SELECT count(*) AS n FROM {chunks}").fetchone()["n"]
         with self._stats_lock:
             self._stats[key] = total
         return total
+
+    def _cached(self, key: tuple) -> int | None:
+        # Not TTLCache.get: it tests then reads, and an entry can expire in between (KeyError).
+        try:
+            return self._stats[key]
+        except KeyError:
+            return None
 
     def _written(self, fts: str) -> None:
         with self._stats_lock:
