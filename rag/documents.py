@@ -9,7 +9,7 @@ from ingest.detect import DocType
 from ingest.files import FileStore
 from ingest.pipeline import chunk_id
 from ingest.records import DocumentRecord, DocumentRecords, Status
-from rag.pages import Box, PageImage, PageImages, PageNotFound, page_etag
+from rag.pages import Box, PageImages, PageNotFound, page_etag
 from rag.ports import ChunkHit
 from rag.store import ChromaStore
 
@@ -84,8 +84,8 @@ class DocumentReader:
         width: int,
         within: frozenset[str] | None = None,
         unless: str | None = None,
-    ) -> tuple[str, PageImage | None]:
-        """Page ``number`` (from 1) of a PDF document, drawn ``width`` pixels wide, with its ETag. The ETag is
+    ) -> tuple[str, bytes | None]:
+        """Page ``number`` (from 1) of a PDF document, drawn ``width`` pixels wide as a PNG, with its ETag. The ETag is
         known before drawing: when it is ``unless`` (the one the caller has), nothing is drawn (None)."""
         record, path = self._pdf(document_id, within)
         etag = page_etag(record.sha256, number, width)

@@ -40,12 +40,6 @@ class PageNotFound(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class PageImage:
-    png: bytes
-    etag: str
-
-
-@dataclass(frozen=True, slots=True)
 class Box:
     """A rectangle on the page, as fractions of its width and height from the top left corner."""
 
@@ -57,9 +51,7 @@ class Box:
 
 class PageImages:
     def __init__(self, *, cache_bytes: int):
-        self._cache: LRUCache[tuple[str, int, int], PageImage] = LRUCache(
-            maxsize=max(cache_bytes, 1), getsizeof=lambda image: len(image.png)
-        )
+        self._cache: LRUCache[tuple[str, int, int], bytes] = LRUCache(maxsize=max(cache_bytes, 1), getsizeof=len)
         self._lock = threading.Lock()  # the cache's
         self.drawn = 0  # pages drawn (not served from the cache): for tests and metrics
 
@@ -67,8 +59,8 @@ class PageImages:
     def cached_bytes(self) -> int:
         return int(self._cache.currsize)
 
-    def page(self, path: Path, key: str, number: int, width: int) -> PageImage:
-        """Page ``number`` (from 1) of the PDF at ``path``, ``width`` pixels wide at most. ``key`` names the
+    def page(self, path: Path, key: str, number: int, width: int) -> bytes:
+        """Page ``number`` (from 1) of the PDF at ``path`` as a PNG, ``width`` pixels wide at most. ``key`` names the
         file's content (its SHA-256), so a cached image is never served for another file."""
         cache_key = (key, number, width)
         with self._lock:
@@ -78,12 +70,12 @@ class PageImages:
         drawing = self._draw(path, number, width)
         buffer = io.BytesIO()
         drawing.save(buffer, format="PNG", optimize=False)
-        image = PageImage(buffer.getvalue(), page_etag(key, number, width))
+        png = buffer.getvalue()
         with self._lock:
             self.drawn += 1
-            if len(image.png) <= self._cache.maxsize:
-                self._cache[cache_key] = image
-        return image
+            if len(png) <= self._cache.maxsize:
+                self._cache[cache_key] = png
+        return png
 
     def boxes(self, path: Path, number: int, text: str) -> list[Box]:
         """Where ``text`` lies on page ``number``: one box per line it covers; none if it is not found."""

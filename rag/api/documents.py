@@ -169,7 +169,7 @@ def get_page_image(
             ("query", "width"),
             "less_than_equal",
         )
-    etag, image = reader.page_image(
+    etag, png = reader.page_image(
         document_id,
         number,
         width=width or settings.page_image_width,
@@ -178,9 +178,9 @@ def get_page_image(
     )
     # The image of a page never changes for a given file; a browser may keep it (per key: Vary).
     headers = {"ETag": f'"{etag}"', "Cache-Control": "private, max-age=86400", "Vary": "Authorization"}
-    if image is None:
+    if png is None:
         return Response(status_code=304, headers=headers)
-    return Response(image.png, media_type="image/png", headers=headers)
+    return Response(png, media_type="image/png", headers=headers)
 
 
 @router.get("/{document_id}/pages/{number}/boxes", response_model=PageBoxes, responses=error_responses(401, 404, 422))

@@ -18,7 +18,7 @@ from rag.answering import Answer, Citation
 from rag.api import deps
 from rag.api.app import create_app
 from rag.documents import DocumentNotFound
-from rag.pages import PageImage, PageNotFound
+from rag.pages import PageNotFound
 from rag.ports import LLMTimeout, LLMUnavailable, Usage
 from rag.settings import Settings
 
@@ -59,7 +59,7 @@ class FakeReader:
         self.get(document_id, within=within)
         if number > 4:
             raise PageNotFound("the document has 4 pages: there is no page 5")
-        return "etag", None if unless == "etag" else PageImage(b"\x89PNG fake", "etag")
+        return "etag", None if unless == "etag" else b"\x89PNG fake"
 
 
 @dataclass
