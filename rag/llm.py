@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 
-from rag.ports import (  # noqa: F401  (re-exported: the LLM's types live in rag.ports)
+from rag.ports import (
     Completion,
     Delta,
-    LLMClient,
     LLMRejected,
     LLMTimeout,
     LLMUnavailable,

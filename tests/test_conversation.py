@@ -13,7 +13,7 @@ import pytest
 
 from rag.answering import Prepared
 from rag.api.openai_compat import _chunks
-from rag.llm import Delta, LLMUnavailable
+from rag.ports import Delta, LLMUnavailable
 from rag.settings import Settings
 from tests import documents as docs
 from tests.helpers import LiveServer, venv_script, wait_until
