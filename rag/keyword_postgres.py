@@ -14,7 +14,8 @@ import math
 from collections.abc import Sequence
 
 from ingest.db import Database
-from rag.keyword import _WORD, KeywordHit, query_words, selective_words
+from rag.keyword import _WORD, query_words, selective_words
+from rag.ports import KeywordHit
 
 CONFIG = "english"
 # BM25's parameters, FTS5's defaults.
