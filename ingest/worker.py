@@ -83,6 +83,8 @@ class IngestWorker:
         self._active_documents = active_documents
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._renewal: threading.Thread | None = None
+        self._renewal_lock = threading.Lock()
 
     def start(self) -> None:
         # Published only once started: a stop() racing this (the app shutting down while the model loads)
@@ -90,7 +92,6 @@ class IngestWorker:
         thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
         thread.start()
         self._thread = thread
-        threading.Thread(target=self._renew_leases, name="ingest-lease", daemon=True).start()
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -101,6 +102,15 @@ class IngestWorker:
         self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def _renewing_leases(self) -> None:
+        """Starts the lease heartbeat, once, before the first claim: whoever drives the worker (its own thread,
+        or a caller of drain() or run_once()) holds documents only while their leases are renewed. Without it
+        a document that took longer than a lease was claimed again by the same drain and ingested twice."""
+        with self._renewal_lock:
+            if self._renewal is None:
+                self._renewal = threading.Thread(target=self._renew_leases, name="ingest-lease", daemon=True)
+                self._renewal.start()
 
     def _renew_leases(self) -> None:
         """Keep this process's claims alive while it works, so a long document is never taken over from a
@@ -164,6 +174,7 @@ class IngestWorker:
         return done
 
     def _claim(self) -> DocumentRecord | None:
+        self._renewing_leases()
         return self._records.claim_next(self._me, lease_seconds=self._lease_seconds)
 
     def _plan(self, record: DocumentRecord) -> Plan:

@@ -10,6 +10,7 @@ import io
 import socket
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -235,3 +236,30 @@ def test_documents_parsed_in_a_process_pool_come_out_the_same(runtime_factory):
         chunk_lists[processes] = [chunk.text for chunk in page.chunks]
         runtime.stop()
     assert chunk_lists[0] and chunk_lists[0] == chunk_lists[2]
+
+
+def test_a_document_slower_than_its_lease_is_claimed_once_when_drained(runtime_factory):
+    # drain() (the eval harness, the benches) holds documents without the worker's own thread: their leases
+    # must still be renewed, or the same drain claims a slow document again and ingests it twice.
+    runtime, gate = runtime_factory(job_lease_seconds=2)
+    runtime.start(run_worker=False, wait=True)
+    record = submit(runtime, "manual.pdf", docs.MANUAL_PDF)
+    claims = []
+    claim_next = runtime.records.claim_next
+
+    def counted(owner, **options):
+        claimed = claim_next(owner, **options)
+        if claimed is not None:
+            claims.append(claimed.id)
+        return claimed
+
+    runtime.records.claim_next = counted
+    drained = threading.Thread(target=runtime.worker.drain, daemon=True)
+    drained.start()
+    assert gate.paused.wait(60)
+    time.sleep(5)  # mid-document, past two leases
+    gate.gate.set()
+    drained.join(120)
+    done = runtime.records.get(record.id)
+    assert claims == [record.id]
+    assert done.status is Status.READY and done.chunks == done.chunks_written and done.chunks > 2
