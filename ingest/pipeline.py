@@ -10,6 +10,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+import numpy as np
+
 from ingest.chunking import Chunker
 from ingest.detect import DocType
 from ingest.errors import DocumentError, StoreError
@@ -40,6 +42,14 @@ def title_from_filename(filename: str) -> str:
     stem = PurePath(filename).stem
     words = [word for word in re.split(r"[\s_.-]+", stem) if word and not word.isdigit()]
     return " ".join(words)
+
+
+def mean_direction(vectors: np.ndarray) -> np.ndarray:
+    """The unit vector along the mean of ``vectors``: a document's vector, from its chunks' (cosine
+    similarity to it is the chunks' mean similarity, scaled by how much they agree)."""
+    mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean
 
 
 def _on_pages(chunk: Chunk, pages: frozenset[int]) -> bool:
@@ -77,8 +87,12 @@ class DocumentPipeline:
         write_batch_size: int,
         limits: IngestLimits | None = None,
         parse_pool: Executor | None = None,
+        document_vector_max_chunks: int = 0,
     ):
         self._embedder = embedder
+        # A document of at most this many chunks also gets one vector of its own (their mean): it is
+        # written in one batch, whatever the batch size, so that its every chunk vector is at hand.
+        self._document_vector_max_chunks = document_vector_max_chunks
         # Processes to parse in, where parsing is the limit (a GPU embeds faster than one core parses);
         # None: parse in the calling thread, reporting pages as they are read.
         self._parse_pool = parse_pool
@@ -116,13 +130,15 @@ class DocumentPipeline:
         write_guard: Callable[[], AbstractContextManager[object]],
         on_progress: Callable[[int], bool],
     ) -> int:
-        """Embed and store the batch of ``chunks`` that starts at ``begin``; returns where the next one starts.
+        """Embed and store the batch of ``chunks`` that starts at ``begin`` (a short document whole, with its
+        document vector); returns where the next one starts.
 
         ``write_guard()`` is a context manager held around the store write; ``on_progress(n)`` records n
         chunks written and returns False when the document is no longer wanted (deleted, or the worker is
         stopping), which cancels it. A store failure raises StoreError with what to do about it.
         """
-        batch = chunks[begin : begin + self.batch_size]
+        whole = begin == 0 and len(chunks) <= self._document_vector_max_chunks
+        batch = chunks if whole else chunks[begin : begin + self.batch_size]
         embeddings = self._embedder.embed([chunk.searchable_text for chunk in batch])
         with write_guard():
             # Checked under the guard, so a delete that ran meanwhile is never undone by this write.
@@ -137,6 +153,10 @@ class DocumentPipeline:
                     metadatas=[chunk_metadata(record, chunk) for chunk in batch],
                     search_texts=[chunk.searchable_text for chunk in batch],
                 )
+                if whole and batch:
+                    self._store.upsert_document_vector(
+                        record.collection, record.id, mean_direction(embeddings), chunks=len(batch)
+                    )
             except Exception as exc:
                 raise StoreError(
                     f"the store refused this document's chunks ({type(exc).__name__}: {exc}); nothing of it is"

@@ -270,6 +270,9 @@ class HybridChunkStore:
         self.vectors.upsert(collection, ids, embeddings, texts, metadatas)
         self.keywords.upsert(collection, ids, search_texts or texts, [str(m["document_id"]) for m in metadatas])
 
+    def upsert_document_vector(self, collection: str, document_id: str, vector: np.ndarray, chunks: int) -> None:
+        self.vectors.upsert_document_vector(collection, document_id, vector, chunks)
+
     def delete_document(self, collection: str, document_id: str) -> None:
         self.vectors.delete_document(collection, document_id)
         self.keywords.delete_document(collection, document_id)

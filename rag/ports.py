@@ -105,6 +105,16 @@ class ChunkHit:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentHit:
+    """A short document found by its own vector (the mean of its chunks'): retrieval places it at its best
+    chunk."""
+
+    document_id: str
+    chunks: int
+    score: float  # cosine similarity of the document's vector
+
+
+@dataclass(frozen=True, slots=True)
 class KeywordHit:
     chunk_id: str
     document_id: str

@@ -1,5 +1,9 @@
 """Finding the chunks nearest to a query: dense (embeddings), BM25 (keywords), or both fused.
 
+Hybrid fuses a third ranking when the collection has document vectors: short documents ranked by the mean
+of their chunks' vectors, each placed at its best chunk. A document answers as a whole, and a question can
+match the whole better than any one piece of it (README, "Retrieval quality": FAQ recall@5 +0.013 on test).
+
 Only documents whose every chunk is written are visible. Whatever ranked a hit, its ``score`` is the
 cosine similarity of its embedding to the query's, so one abstention threshold serves every mode.
 """
@@ -11,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ingest.pipeline import chunk_id
 from ingest.ports import Embedder, MetadataValue
 from ingest.records import DocumentRecords
-from rag.ports import ChunkHit, KeywordSearch
+from rag.ports import ChunkHit, DocumentHit, KeywordSearch
 from rag.store import ChromaStore
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -56,6 +61,7 @@ class Retriever:
         candidates: int = 30,
         rrf_k: int = 60,
         dense_weight: float = 1.0,
+        document_weight: float = 1.0,
         score_margin: float | None = 0.3,
         reranker: Reranker | None = None,
     ):
@@ -69,6 +75,7 @@ class Retriever:
         self._candidates = candidates
         self._rrf_k = rrf_k
         self._dense_weight = dense_weight
+        self._document_weight = document_weight
         self._score_margin = score_margin
         self._reranker = reranker
 
@@ -106,27 +113,37 @@ class Retriever:
                 only_documents=filters.document_ids,
                 metadata_equals=filters.metadata,
             )
+        documents: list[DocumentHit] = []
+        if self._mode == "hybrid" and self._document_weight > 0:
+            documents = self._store.search_documents(
+                collection, embedding, depth, exclude_documents=hidden, only_documents=filters.document_ids
+            )
         keyword_ids = [hit.chunk_id for hit in keyword_search.result()] if keyword_search else []
 
         if self._mode == "dense":
             hits = dense
         else:
-            order = (
-                keyword_ids
-                if self._mode == "bm25"
-                else reciprocal_rank_fusion(
-                    [[hit.id for hit in dense], keyword_ids], self._rrf_k, [self._dense_weight, 1.0]
-                )
-            )
             known = {hit.id: hit for hit in dense}
+            if self._mode == "bm25":
+                order = keyword_ids
+            else:
+                rankings, weights = [[hit.id for hit in dense], keyword_ids], [self._dense_weight, 1.0]
+                if documents:
+                    document_ranking, fetched = self._at_best_chunks(
+                        collection, documents, dense, embedding, filters.metadata
+                    )
+                    known.update((hit.id, hit) for hit in fetched)
+                    rankings.append(document_ranking)
+                    weights.append(self._document_weight)
+                order = reciprocal_rank_fusion(rankings, self._rrf_k, weights)
             # Keyword-only hits need their embeddings fetched to be scored: only those in the head of the
             # fused order are worth it (dense hits further down keep their place; they have scores).
             head = order[: max(3 * k, k + 10)]
-            missing = [chunk_id for chunk_id in head if chunk_id not in known]
+            missing = [hit_id for hit_id in head if hit_id not in known]
             # Keyword-only hits: fetched with their embeddings (and the metadata filter BM25 cannot apply).
             for hit in self._store.get_scored(collection, missing, embedding, metadata_equals=filters.metadata):
                 known[hit.id] = hit
-            hits = [known[chunk_id] for chunk_id in order if chunk_id in known]
+            hits = [known[hit_id] for hit_id in order if hit_id in known]
             if self._score_margin is not None and hits:
                 # BM25 can rank a chunk first on filler words alone ("start" in "started"); one far less
                 # similar in meaning than the best candidate is dropped. Measured on data/eval: no
@@ -136,3 +153,31 @@ class Retriever:
         if self._reranker is not None:
             hits = self._reranker(query, hits)
         return hits[:k]
+
+    def _at_best_chunks(
+        self,
+        collection: str,
+        documents: list[DocumentHit],
+        dense: list[ChunkHit],
+        embedding,
+        metadata_equals: dict[str, MetadataValue],
+    ) -> tuple[list[str], list[ChunkHit]]:
+        """The documents' ranking as chunk ids, each document at its best chunk, and the chunks that had to
+        be fetched for it. A document's first dense hit is its best chunk (the dense hits are the best of
+        all); the chunks of one with none among them are fetched and scored (a short document has few)."""
+        best: dict[str, ChunkHit] = {}
+        for hit in dense:
+            best.setdefault(str(hit.metadata.get("document_id")), hit)
+        unplaced = [document for document in documents if document.document_id not in best]
+        fetched = self._store.get_scored(
+            collection,
+            [chunk_id(document.document_id, index) for document in unplaced for index in range(document.chunks)],
+            embedding,
+            metadata_equals=metadata_equals,
+        )
+        for hit in fetched:
+            document_id = str(hit.metadata.get("document_id"))
+            if document_id not in best or hit.score > best[document_id].score:
+                best[document_id] = hit
+        ranking = [best[document.document_id].id for document in documents if document.document_id in best]
+        return ranking, fetched

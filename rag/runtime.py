@@ -176,6 +176,7 @@ class Runtime:
             self.settings.write_batch_size,
             self.settings.ingest_limits,
             parse_pool=self._parse_pool if processes else None,
+            document_vector_max_chunks=self.settings.document_vector_max_chunks,
         )
 
     def retriever(self, *, mode: str | None = None, keywords: KeywordSearch | None = None) -> Retriever:
@@ -191,6 +192,7 @@ class Runtime:
             candidates=self.settings.retrieval_candidates,
             rrf_k=self.settings.rrf_k,
             dense_weight=self.settings.rrf_dense_weight,
+            document_weight=self.settings.rrf_document_weight,
             score_margin=self.settings.retrieval_score_margin,
         )
 

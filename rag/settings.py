@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     retrieval_candidates: int = Field(default=30, ge=1, le=500, description="Hits each retriever brings to fusion.")
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion's damping constant.")
     rrf_dense_weight: float = Field(default=1.0, ge=0, le=10, description="The dense ranking's weight in the fusion.")
+    # Short documents also get one vector each (the mean of their chunks'), ranked as a third list in the
+    # fusion; both chosen on the eval's dev split (README, "Retrieval quality").
+    rrf_document_weight: float = Field(
+        default=1.0, ge=0, le=10, description="hybrid: the document vectors' ranking's weight; 0 = not used."
+    )
+    document_vector_max_chunks: int = Field(
+        default=16, ge=0, le=1000, description="Documents of at most this many chunks get a document vector; 0 = none."
+    )
     retrieval_score_margin: float = Field(
         default=0.3, ge=0, le=2, description="bm25/hybrid: drop hits this far below the best cosine similarity."
     )

@@ -1,7 +1,9 @@
 """Chunks in Chroma: one Chroma collection per user collection, our own embeddings always passed in.
 
 One Chroma collection per user collection (rather than one with a metadata filter) keeps queries fast:
-a ``where`` filter costs Chroma 20-470 ms at 10k-100k chunks, an unfiltered query ~5 ms.
+a ``where`` filter costs Chroma 20-470 ms at 10k-100k chunks, an unfiltered query ~5 ms. Beside it, a
+second one (``rag-NAME.documents``; a user's collection name never holds a dot) keeps one vector per short
+document, the mean of its chunks' (README, "Retrieval quality").
 """
 
 from __future__ import annotations
@@ -16,14 +18,30 @@ import numpy as np
 
 from ingest.ports import MetadataValue
 from rag.embedding_models import MINILM
-from rag.ports import ChunkHit, EmbeddingModelMismatch
+from rag.ports import ChunkHit, DocumentHit, EmbeddingModelMismatch
 from rag.settings import PACKAGED_EMBEDDING_MODEL, Settings
 
 log = logging.getLogger(__name__)
 
 CHROMA_PREFIX = "rag-"
+DOCUMENTS_SUFFIX = ".documents"
 # Chroma's limit on one add is ~5,461 records; stay well under it.
 MAX_WRITE_BATCH = 4096
+
+
+def chroma_where(
+    exclude_documents: Sequence[str] = (),
+    only_documents: Sequence[str] | None = None,
+    metadata_equals: dict[str, MetadataValue] | None = None,
+) -> dict[str, Any] | None:
+    """Chroma's ``where`` for these filters; None without any (an unfiltered query is the fast one)."""
+    conditions: list[dict[str, Any]] = []
+    if exclude_documents:
+        conditions.append({"document_id": {"$nin": list(exclude_documents)}})
+    if only_documents is not None:
+        conditions.append({"document_id": {"$in": list(only_documents)}})
+    conditions.extend({key: {"$eq": value}} for key, value in (metadata_equals or {}).items())
+    return None if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
 
 
 def chroma_client(settings: Settings):
@@ -60,12 +78,24 @@ class ChromaStore:
         self._client.heartbeat()
 
     def _collection(self, name: str, *, create: bool):
-        cached = self._collections.get(name)
+        """The Chroma collection of the user collection's chunks (None if it has none and ``create`` is off)."""
+        if create:
+            # Created together, so that a collection's document vectors have a place from its first write.
+            self._open(name, DOCUMENTS_SUFFIX, create=True)
+        return self._open(name, "", create=create)
+
+    def _documents(self, name: str, *, create: bool):
+        """The Chroma collection of the user collection's document vectors (collections written before
+        document vectors existed have none until `rag reindex`)."""
+        return self._open(name, DOCUMENTS_SUFFIX, create=create)
+
+    def _open(self, name: str, suffix: str, *, create: bool):
+        chroma_name = CHROMA_PREFIX + name + suffix
+        cached = self._collections.get(chroma_name)
         if cached is not None:
             return cached
         from chromadb.errors import NotFoundError
 
-        chroma_name = CHROMA_PREFIX + name
         if create:
             collection = self._client.get_or_create_collection(
                 chroma_name,
@@ -82,16 +112,17 @@ class ChromaStore:
         stored = (collection.metadata or {}).get("embedding_model", MINILM)
         if stored != self._embedding_model:
             raise EmbeddingModelMismatch(name, stored, self._embedding_model)
-        self._collections[name] = collection
+        self._collections[chroma_name] = collection
         return collection
 
     def drop_collection(self, name: str) -> None:
         """Remove a collection's vectors, all of them (to embed it again: `rag reindex`)."""
         from chromadb.errors import NotFoundError
 
-        self._collections.pop(name, None)
-        with contextlib.suppress(NotFoundError):
-            self._client.delete_collection(CHROMA_PREFIX + name)
+        for suffix in ("", DOCUMENTS_SUFFIX):
+            self._collections.pop(CHROMA_PREFIX + name + suffix, None)
+            with contextlib.suppress(NotFoundError):
+                self._client.delete_collection(CHROMA_PREFIX + name + suffix)
 
     def upsert(
         self,
@@ -111,10 +142,20 @@ class ChromaStore:
                 metadatas=list(metadatas[begin:end]),
             )
 
+    def upsert_document_vector(self, collection: str, document_id: str, vector: np.ndarray, chunks: int) -> None:
+        self._documents(collection, create=True).upsert(
+            ids=[document_id],
+            embeddings=np.asarray([vector], dtype=np.float32),
+            metadatas=[{"document_id": document_id, "chunks": chunks}],
+        )
+
     def delete_document(self, collection: str, document_id: str) -> None:
         target = self._collection(collection, create=False)
         if target is not None:
             target.delete(where={"document_id": document_id})
+        documents = self._documents(collection, create=False)
+        if documents is not None:
+            documents.delete(ids=[document_id])
 
     def count_document_chunks(self, collection: str, document_id: str) -> int:
         target = self._collection(collection, create=False)
@@ -147,8 +188,7 @@ class ChromaStore:
         target = self._collection(collection, create=False)
         if target is None or not ids:
             return []
-        conditions = [{key: {"$eq": value}} for key, value in (metadata_equals or {}).items()]
-        where = None if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
+        where = chroma_where(metadata_equals=metadata_equals)
         found = target.get(ids=list(ids), where=where, include=["documents", "metadatas", "embeddings"])
         if not found["ids"]:
             return []
@@ -178,13 +218,7 @@ class ChromaStore:
         target = self._collection(collection, create=False)
         if target is None:
             return []
-        conditions: list[dict[str, Any]] = []
-        if exclude_documents:
-            conditions.append({"document_id": {"$nin": list(exclude_documents)}})
-        if only_documents is not None:
-            conditions.append({"document_id": {"$in": list(only_documents)}})
-        conditions.extend({key: {"$eq": value}} for key, value in (metadata_equals or {}).items())
-        where = None if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
+        where = chroma_where(exclude_documents, only_documents, metadata_equals)
         result = target.query(
             query_embeddings=[np.asarray(embedding, dtype=np.float32)],
             n_results=k,
@@ -195,5 +229,32 @@ class ChromaStore:
             ChunkHit(chunk_id, text, dict(metadata or {}), 1.0 - float(distance))
             for chunk_id, text, metadata, distance in zip(
                 result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            )
+        ]
+
+    def search_documents(
+        self,
+        collection: str,
+        embedding: np.ndarray,
+        k: int,
+        *,
+        exclude_documents: Sequence[str] = (),
+        only_documents: Sequence[str] | None = None,
+    ) -> list[DocumentHit]:
+        """The k short documents whose own vectors are nearest to ``embedding``, best first."""
+        target = self._documents(collection, create=False)
+        if target is None:
+            return []
+        where = chroma_where(exclude_documents, only_documents)
+        result = target.query(
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+            n_results=k,
+            where=where,
+            include=["metadatas", "distances"],
+        )
+        return [
+            DocumentHit(document_id, int((metadata or {}).get("chunks", 1)), 1.0 - float(distance))
+            for document_id, metadata, distance in zip(
+                result["ids"][0], result["metadatas"][0], result["distances"][0], strict=True
             )
         ]

@@ -54,6 +54,9 @@ def runtime_factory(request, make_settings, embedder):
 
     def build(gated: bool = True, **overrides) -> tuple[Runtime, GatedEmbedder]:
         gate = GatedEmbedder(embedder)
+        # Batches of 2 chunks, to look between them: without document vectors, since a document short
+        # enough for one is written whole, in one batch (tests/test_document_vectors.py).
+        overrides.setdefault("document_vector_max_chunks", 0)
         settings = make_settings(
             request.param, write_batch_size=2, chunk_tokens=64, chunk_overlap_tokens=8, **overrides
         )

@@ -122,6 +122,9 @@ class FaultyStore:
             raise RuntimeError("InternalError: Error in compaction: Failed to apply logs to the metadata segment")
         self._store.upsert(collection, ids, embeddings, texts, metadatas, search_texts)
 
+    def upsert_document_vector(self, collection, document_id, vector, chunks):
+        self._store.upsert_document_vector(collection, document_id, vector, chunks)
+
     def delete_document(self, collection, document_id):
         if document_id in self.fail_deletes:
             raise RuntimeError("the store is unreachable")

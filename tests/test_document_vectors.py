@@ -1,0 +1,154 @@
+"""Document vectors: one per short document (the mean of its chunks'), kept and removed with its chunks, and
+ranked by hybrid retrieval as a third list, each document placed at its best chunk."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import chunk_id, mean_direction
+from rag.retrieval import Retriever
+from rag.runtime import Runtime
+from tests import documents as docs
+from tests.conftest import STORE_MODES
+
+
+def paragraphs(topic: str, count: int) -> bytes:
+    return "\n\n".join(
+        f"Note {i} on {topic}: the {topic} crew checks the {topic} log, the rota and the spare parts every morning."
+        for i in range(count)
+    ).encode()
+
+
+@pytest.fixture(params=STORE_MODES)
+def runtime(request, make_settings, embedder):
+    # Batches of 2: a short document must still be written whole (its vector needs all its chunks at once).
+    settings = make_settings(
+        request.param, chunk_tokens=32, chunk_overlap_tokens=0, write_batch_size=2, document_vector_max_chunks=4
+    )
+    runtime = Runtime(settings, embedder=embedder)
+    runtime.start(run_worker=False, wait=True)
+    yield runtime
+    runtime.stop()
+    if request.param == "server":
+        from tests.conftest import _clear_chroma
+
+        _clear_chroma(request.getfixturevalue("chroma_server"))
+
+
+def ingest(runtime: Runtime, name: str, content: bytes, collection: str = "default") -> str:
+    record = runtime.ingest.submit(io.BytesIO(content), name, collection, {}).record
+    while runtime.worker.run_once():
+        pass
+    assert runtime.records.get(record.id).status.value == "ready"
+    return record.id
+
+
+def stored_vectors(runtime: Runtime, ids: list[str], *, documents: bool = False) -> np.ndarray:
+    target = (
+        runtime.store._documents("default", create=False)
+        if documents
+        else runtime.store._collection("default", create=False)
+    )
+    found = target.get(ids=ids, include=["embeddings"])
+    by_id = dict(zip(found["ids"], found["embeddings"], strict=True))
+    return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
+
+def test_a_short_document_gets_the_mean_of_its_chunks_and_loses_it_with_them(runtime, embedder):
+    short = ingest(runtime, "short.txt", paragraphs("ferry", 3))
+    long = ingest(runtime, "long.txt", paragraphs("lighthouse", 12))
+    short_chunks = runtime.records.get(short).chunks
+    assert 2 <= short_chunks <= 4 < runtime.records.get(long).chunks
+
+    query = embedder.embed(["ferry crew"])[0]
+    found = runtime.store.search_documents("default", query, 10)
+    assert [(hit.document_id, hit.chunks) for hit in found] == [(short, short_chunks)]  # none for the long one
+    chunks = stored_vectors(runtime, [chunk_id(short, i) for i in range(short_chunks)])
+    np.testing.assert_allclose(stored_vectors(runtime, [short], documents=True)[0], mean_direction(chunks), atol=1e-5)
+    assert found[0].score == pytest.approx(float(mean_direction(chunks) @ query), abs=1e-4)
+
+    assert runtime.ingest.delete(short)
+    assert runtime.store.search_documents("default", query, 10) == []
+
+    again = ingest(runtime, "short.txt", paragraphs("ferry", 3))
+    assert [hit.document_id for hit in runtime.store.search_documents("default", query, 10)] == [again]
+    runtime.store.drop_collection("default")  # what `rag reindex` starts with
+    assert runtime.store.search_documents("default", query, 10) == []
+
+
+# The two halves of one document (charlie, delta): each weaker than alpha and bravo; their mean, (1, 0, 0),
+# the query itself (echo).
+MARKER_VECTORS = {
+    "alpha": (0.8, 0.6, 0.0),
+    "bravo": (0.7, -0.714, 0.0),
+    "charlie": (0.6, 0.0, 0.8),
+    "delta": (0.6, 0.0, -0.8),
+    "echo": (1.0, 0.0, 0.0),
+}
+
+
+class MarkerEmbedder:
+    """Real token counts (so real chunking); each text's vector chosen by the first marker word in it.
+
+    The code under test is the fusion and placement of document hits, not the embedding model: hand-placed
+    vectors make a document whose every chunk is out of the dense candidates, while its mean is the best."""
+
+    def __init__(self, embedder):
+        self._embedder = embedder
+
+    def count_tokens(self, text: str) -> int:
+        return self._embedder.count_tokens(text)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._embedder.max_tokens
+
+    def embed(self, texts) -> np.ndarray:
+        def vector(text: str) -> np.ndarray:
+            marker = min((text.find(m), m) for m in MARKER_VECTORS if m in text)[1]
+            v = np.asarray(MARKER_VECTORS[marker], dtype=np.float32)
+            return v / np.linalg.norm(v)
+
+        return np.stack([vector(text) for text in texts])
+
+
+def test_hybrid_finds_a_document_by_its_vector_at_its_best_chunk(make_settings, embedder):
+    marker = MarkerEmbedder(embedder)
+    settings = make_settings(chunk_tokens=24, chunk_overlap_tokens=0, document_vector_max_chunks=4)
+    runtime = Runtime(settings, embedder=marker)
+    runtime.start(run_worker=False, wait=True)
+    try:
+        ingest(runtime, "alpha.txt", b"alpha " + docs.TEXT[:60])
+        ingest(runtime, "bravo.txt", b"bravo " + docs.TEXT[:60])
+        halves = ingest(
+            runtime,
+            "halves.txt",
+            b"charlie owns the first half of this short text, which runs on for a few more words.\n\n"
+            b"delta owns the second half of it, which also runs on for a few more words.",
+        )
+        assert runtime.records.get(halves).chunks == 2
+
+        def search(document_weight: float):
+            retriever = Retriever(
+                runtime.records,
+                runtime.store,
+                marker,
+                runtime.keywords,
+                mode="hybrid",
+                candidates=2,  # the dense list holds alpha and bravo only
+                document_weight=document_weight,
+            )
+            return retriever.search("default", "echo", k=2)
+
+        assert [hit.metadata["filename"] for hit in search(0.0)] == ["alpha.txt", "bravo.txt"]
+        # Dense [alpha, bravo] and documents [halves, alpha] fused: alpha, then halves (rank 1 in one list).
+        alpha, placed = search(1.0)
+        assert alpha.metadata["filename"] == "alpha.txt" and placed.metadata["filename"] == "halves.txt"
+        # At one of its chunks, scored like any hit: that chunk's cosine similarity, not the document's.
+        assert placed.id in {chunk_id(halves, 0), chunk_id(halves, 1)}
+        assert placed.score == pytest.approx(0.6, abs=1e-4)
+    finally:
+        runtime.stop()
