@@ -44,6 +44,13 @@ def chroma_where(
     return None if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
 
 
+def nearest(target, embedding: np.ndarray, k: int, where: dict[str, Any] | None, include: list[str]) -> dict:
+    """One query of a Chroma collection: the k records nearest to ``embedding``."""
+    return target.query(
+        query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k, where=where, include=include
+    )
+
+
 def chroma_client(settings: Settings):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -219,12 +226,7 @@ class ChromaStore:
         if target is None:
             return []
         where = chroma_where(exclude_documents, only_documents, metadata_equals)
-        result = target.query(
-            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
-            n_results=k,
-            where=where,
-            include=["documents", "metadatas", "distances"],
-        )
+        result = nearest(target, embedding, k, where, ["documents", "metadatas", "distances"])
         return [
             ChunkHit(chunk_id, text, dict(metadata or {}), 1.0 - float(distance))
             for chunk_id, text, metadata, distance in zip(
@@ -245,12 +247,8 @@ class ChromaStore:
         target = self._documents(collection, create=False)
         if target is None:
             return []
-        where = chroma_where(exclude_documents, only_documents)
-        result = target.query(
-            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
-            n_results=k,
-            where=where,
-            include=["metadatas", "distances"],
+        result = nearest(
+            target, embedding, k, chroma_where(exclude_documents, only_documents), ["metadatas", "distances"]
         )
         return [
             DocumentHit(document_id, int((metadata or {}).get("chunks", 1)), 1.0 - float(distance))

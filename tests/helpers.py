@@ -98,3 +98,17 @@ class LiveServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(30)
+
+
+class RealTokenCounts:
+    """Token counts from the real embedding model, for test embedders that only change what ``embed`` does."""
+
+    def __init__(self, embedder):
+        self._embedder = embedder
+
+    def count_tokens(self, text: str) -> int:
+        return self._embedder.count_tokens(text)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._embedder.max_tokens

@@ -13,6 +13,7 @@ from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from tests import documents as docs
 from tests.conftest import STORE_MODES
+from tests.helpers import RealTokenCounts
 
 
 def paragraphs(topic: str, count: int) -> bytes:
@@ -90,21 +91,11 @@ MARKER_VECTORS = {
 }
 
 
-class MarkerEmbedder:
+class MarkerEmbedder(RealTokenCounts):
     """Real token counts (so real chunking); each text's vector chosen by the first marker word in it.
 
     The code under test is the fusion and placement of document hits, not the embedding model: hand-placed
     vectors make a document whose every chunk is out of the dense candidates, while its mean is the best."""
-
-    def __init__(self, embedder):
-        self._embedder = embedder
-
-    def count_tokens(self, text: str) -> int:
-        return self._embedder.count_tokens(text)
-
-    @property
-    def max_tokens(self) -> int:
-        return self._embedder.max_tokens
 
     def embed(self, texts) -> np.ndarray:
         def vector(text: str) -> np.ndarray:

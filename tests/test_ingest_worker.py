@@ -21,24 +21,17 @@ from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from tests import documents as docs
 from tests.conftest import STORE_MODES
-from tests.helpers import wait_until
+from tests.helpers import RealTokenCounts, wait_until
 
 
-class GatedEmbedder:
+class GatedEmbedder(RealTokenCounts):
     """The real embedder, pausing before its second call until the test opens the gate."""
 
     def __init__(self, embedder):
-        self._embedder = embedder
+        super().__init__(embedder)
         self.calls = 0
         self.paused = threading.Event()
         self.gate = threading.Event()
-
-    def count_tokens(self, text: str) -> int:
-        return self._embedder.count_tokens(text)
-
-    @property
-    def max_tokens(self) -> int:
-        return self._embedder.max_tokens
 
     def embed(self, texts) -> np.ndarray:
         self.calls += 1
