@@ -79,7 +79,8 @@ class ChunkStore(Protocol):
 
     def upsert_document_vector(self, collection: str, document_id: str, vector: np.ndarray, chunks: int) -> None:
         """One vector for a whole short document (the mean of its chunks' vectors), ranked by retrieval
-        beside the chunks. ``delete_document`` and ``drop_collection`` remove it with the chunks."""
+        beside the chunks, after them. ``delete_document`` and ``drop_collection`` remove it with the chunks.
+        A collection written before document vectors existed keeps none until it is re-indexed."""
         ...
 
     def delete_document(self, collection: str, document_id: str) -> None: ...

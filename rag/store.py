@@ -86,15 +86,19 @@ class ChromaStore:
 
     def _collection(self, name: str, *, create: bool):
         """The Chroma collection of the user collection's chunks (None if it has none and ``create`` is off)."""
-        if create:
-            # Created together, so that a collection's document vectors have a place from its first write.
+        found = self._open(name, "", create=False)
+        if found is None and create:
+            # A new collection gets its document vectors' collection with it. One written before document
+            # vectors existed gets none (not even for new uploads) until `rag reindex` drops and rewrites it:
+            # vectors for some documents only would give those an extra vote in the fusion.
             self._open(name, DOCUMENTS_SUFFIX, create=True)
-        return self._open(name, "", create=create)
+            found = self._open(name, "", create=True)
+        return found
 
-    def _documents(self, name: str, *, create: bool):
-        """The Chroma collection of the user collection's document vectors (collections written before
-        document vectors existed have none until `rag reindex`)."""
-        return self._open(name, DOCUMENTS_SUFFIX, create=create)
+    def _documents(self, name: str):
+        """The Chroma collection of the user collection's document vectors; None for a collection written
+        before document vectors existed (until `rag reindex`)."""
+        return self._open(name, DOCUMENTS_SUFFIX, create=False)
 
     def _open(self, name: str, suffix: str, *, create: bool):
         chroma_name = CHROMA_PREFIX + name + suffix
@@ -150,17 +154,19 @@ class ChromaStore:
             )
 
     def upsert_document_vector(self, collection: str, document_id: str, vector: np.ndarray, chunks: int) -> None:
-        self._documents(collection, create=True).upsert(
-            ids=[document_id],
-            embeddings=np.asarray([vector], dtype=np.float32),
-            metadatas=[{"document_id": document_id, "chunks": chunks}],
-        )
+        target = self._documents(collection)
+        if target is not None:  # None: a collection from before document vectors (see _collection)
+            target.upsert(
+                ids=[document_id],
+                embeddings=np.asarray([vector], dtype=np.float32),
+                metadatas=[{"document_id": document_id, "chunks": chunks}],
+            )
 
     def delete_document(self, collection: str, document_id: str) -> None:
         target = self._collection(collection, create=False)
         if target is not None:
             target.delete(where={"document_id": document_id})
-        documents = self._documents(collection, create=False)
+        documents = self._documents(collection)
         if documents is not None:
             documents.delete(ids=[document_id])
 
@@ -244,7 +250,7 @@ class ChromaStore:
         only_documents: Sequence[str] | None = None,
     ) -> list[DocumentHit]:
         """The k short documents whose own vectors are nearest to ``embedding``, best first."""
-        target = self._documents(collection, create=False)
+        target = self._documents(collection)
         if target is None:
             return []
         result = nearest(

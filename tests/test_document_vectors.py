@@ -48,11 +48,7 @@ def ingest(runtime: Runtime, name: str, content: bytes, collection: str = "defau
 
 
 def stored_vectors(runtime: Runtime, ids: list[str], *, documents: bool = False) -> np.ndarray:
-    target = (
-        runtime.store._documents("default", create=False)
-        if documents
-        else runtime.store._collection("default", create=False)
-    )
+    target = runtime.store._documents("default") if documents else runtime.store._collection("default", create=False)
     found = target.get(ids=ids, include=["embeddings"])
     by_id = dict(zip(found["ids"], found["embeddings"], strict=True))
     return np.asarray([by_id[i] for i in ids], dtype=np.float32)
@@ -78,6 +74,23 @@ def test_a_short_document_gets_the_mean_of_its_chunks_and_loses_it_with_them(run
     assert [hit.document_id for hit in runtime.store.search_documents("default", query, 10)] == [again]
     runtime.store.drop_collection("default")  # what `rag reindex` starts with
     assert runtime.store.search_documents("default", query, 10) == []
+
+
+def test_a_collection_from_before_document_vectors_gets_them_only_when_reindexed(runtime, embedder):
+    old = ingest(runtime, "old.txt", paragraphs("ferry", 2))
+    # As a collection written by an earlier release: its chunks, no documents collection beside them.
+    runtime.store._client.delete_collection("rag-default.documents")
+    runtime.store._collections.clear()
+    new = ingest(runtime, "new.txt", paragraphs("harbour", 2))
+    query = embedder.embed(["ferry crew"])[0]
+    # None for the new upload either: vectors for some documents only would give those an extra vote.
+    assert runtime.store.search_documents("default", query, 10) == []
+    assert runtime.store.count_document_chunks("default", new) == runtime.records.get(new).chunks
+
+    assert sorted(runtime.ingest.reindex("default")) == sorted([old, new])
+    while runtime.worker.run_once():
+        pass
+    assert {hit.document_id for hit in runtime.store.search_documents("default", query, 10)} == {old, new}
 
 
 # The two halves of one document (charlie, delta): each weaker than alpha and bravo; their mean, (1, 0, 0),
