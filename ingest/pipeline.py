@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -16,6 +15,7 @@ from ingest.chunking import Chunker
 from ingest.detect import DocType
 from ingest.errors import DocumentError, StoreError
 from ingest.limits import IngestLimits
+from ingest.parse_pool import ParsePool
 from ingest.parsers import PageCallback, parse
 from ingest.ports import Chunk, ChunkStore, Embedder, MetadataValue
 from ingest.records import DocumentRecord
@@ -86,7 +86,7 @@ class DocumentPipeline:
         chunker: Chunker,
         write_batch_size: int,
         limits: IngestLimits | None = None,
-        parse_pool: Executor | None = None,
+        parse_pool: ParsePool | None = None,
         document_vector_max_chunks: int = 0,
     ):
         self._embedder = embedder
@@ -105,7 +105,7 @@ class DocumentPipeline:
         self, path: Path, doc_type: DocType, filename: str | None = None, on_page: PageCallback | None = None
     ) -> Plan:
         if self._parse_pool is not None:
-            parsed = self._parse_pool.submit(parse, path, doc_type, self._limits).result()
+            parsed = self._parse_pool.parse(path, doc_type, self._limits, on_page)
         else:
             parsed = parse(path, doc_type, self._limits, on_page)
         chunks = self._chunker.split(parsed, fallback_title=title_from_filename(filename) if filename else None)

@@ -4,8 +4,9 @@ One worker per process is deliberate: embedding already uses every core through 
 second embedding thread would only make both slower. Instead the worker holds a few documents at once
 (``active_documents``) and writes one batch of each in turn, so a long document never holds up a short one
 queued behind it: the short one is ready after a batch or two of the long one, not after all of it.
-Documents are parsed and chunked in reader threads meanwhile (Python, holding the GIL, while PyTorch
-mostly releases it), so the embedder rarely waits for a parser.
+Documents are read meanwhile, each by a reader thread: parsed in a pool of processes (ingest/parse_pool.py;
+a thread parsing in this process would hold the GIL the embedder needs between PyTorch calls), then
+chunked, so the embedder rarely waits for a parser.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         le=256,
-        description="Processes parsing documents; unset = one per core when embedding on a GPU, else 0"
-        " (parsing in the worker's reader threads, with page progress).",
+        description="Processes parsing documents; unset = one per core (at least 2, at most"
+        " RAG_INGEST_ACTIVE_DOCUMENTS); 0 = in the worker's own threads.",
     )
     # Scanned pages and images (ingest/ocr.py): auto reads pages without text with Tesseract when it is
     # installed; force reads every page; off never. Languages are Tesseract's codes joined by '+'.

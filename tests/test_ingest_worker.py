@@ -189,11 +189,12 @@ def test_recovery_leaves_alone_what_a_live_process_holds(runtime_factory):
     assert runtime.records.get(record.id).status is Status.QUEUED
 
 
-def test_progress_moves_while_a_pdf_is_parsed(runtime_factory, monkeypatch):
+@pytest.mark.parametrize("processes", [0, 1], ids=["in-threads", "in-a-process"])
+def test_progress_moves_while_a_pdf_is_parsed(runtime_factory, monkeypatch, processes):
     import ingest.worker
 
     monkeypatch.setattr(ingest.worker, "PAGE_PROGRESS_SECONDS", 0.0)  # record every page
-    runtime, _ = runtime_factory(gated=False)
+    runtime, _ = runtime_factory(gated=False, parse_processes=processes)
     runtime.start(run_worker=False, wait=True)
     record = submit(runtime, "almanac.pdf", docs.ALMANAC_PDF)
     seen = []
@@ -218,10 +219,10 @@ def test_documents_parsed_in_a_process_pool_come_out_the_same(runtime_factory):
     # A GPU host parses in processes (the embedder outruns one core of pypdf); the chunks must not change,
     # and a document's error must still come back with its reason.
     chunk_lists = {}
-    for processes in (0, 2):
+    for processes in (0, 2, None):  # None: the default, a process per core (2 to RAG_INGEST_ACTIVE_DOCUMENTS)
         runtime, _ = runtime_factory(gated=False, parse_processes=processes)
         runtime.start(run_worker=False, wait=True)
-        assert (runtime._parse_pool is not None) == (processes > 0)
+        assert (runtime._parse_pool is not None) == (processes != 0)
         good = submit(runtime, "almanac.pdf", docs.ALMANAC_PDF)
         bad = submit(runtime, "truncated.pdf", docs.ALMANAC_PDF[: len(docs.ALMANAC_PDF) // 3])
         runtime.worker.drain()
@@ -231,7 +232,26 @@ def test_documents_parsed_in_a_process_pool_come_out_the_same(runtime_factory):
         page = DocumentReader(runtime.records, runtime.store).chunks(good.id, limit=1000, offset=0)
         chunk_lists[processes] = [chunk.text for chunk in page.chunks]
         runtime.stop()
-    assert chunk_lists[0] and chunk_lists[0] == chunk_lists[2]
+    assert chunk_lists[0] and chunk_lists[0] == chunk_lists[2] == chunk_lists[None]
+
+
+def test_a_parsing_process_that_dies_is_replaced_and_its_document_tried_again(runtime_factory):
+    # A parse process killed (for memory, say) breaks the whole pool: without a new one, every later
+    # document would fail.
+    runtime, _ = runtime_factory(gated=False, parse_processes=1)
+    runtime.start(run_worker=False, wait=True)
+    pool = runtime._parse_pool
+    first = submit(runtime, "first.pdf", docs.ALMANAC_PDF)
+    runtime.worker.drain()
+    broken = pool._pool
+    (process,) = broken._processes.values()
+    process.kill()
+    process.join()
+    second = submit(runtime, "second.pdf", docs.MANUAL_PDF)
+    runtime.worker.drain()
+    for record in (first, second):
+        assert runtime.records.get(record.id).status is Status.READY, runtime.records.get(record.id).error
+    assert pool._pool is not broken
 
 
 def test_a_document_slower_than_its_lease_is_claimed_once_when_drained(runtime_factory):

@@ -124,3 +124,22 @@ def test_each_frame_of_a_tiff_is_a_page(tmp_path):
     parsed = parse(path, DocType.TIFF, IngestLimits(), on_page=lambda n, total: None)
     assert parsed.pages == 2 and parsed.ocr_pages == {1, 2}
     assert "Quillhaven" in parsed.sections[0].text and "1887" in parsed.sections[1].text
+
+
+def test_blank_pages_are_not_handed_to_tesseract(tmp_path):
+    # Printed manuals leave blank versos: Tesseract spent ~0.4 s finding nothing on each. They are not read,
+    # and not counted against RAG_OCR_MAX_PAGES.
+    scan = docs.scanned_pages(docs.ALMANAC_PDF, noise=0.0)[1]  # the page that tells of the 1887 lighthouse
+    blank = scan.point(lambda value: 255)
+    path = tmp_path / "versos.pdf"
+    path.write_bytes(docs.image_pdf([blank, scan, blank]))
+    calls = tmp_path / "calls"
+    tesseract = tmp_path / "tesseract"  # the real one, counting its calls
+    tesseract.write_text(f'#!/bin/sh\necho called >> "{calls}"\nexec tesseract "$@"\n')
+    tesseract.chmod(0o755)
+
+    parsed = parse(path, DocType.PDF, IngestLimits(ocr=OcrOptions(tesseract_cmd=str(tesseract), max_pages=1)))
+
+    assert parsed.pages == 3 and "1887" in " ".join(section.text for section in parsed.sections)
+    assert [section.page for section in parsed.sections if section.text.strip()] == [2]
+    assert calls.read_text().split() == ["called"]

@@ -1,0 +1,137 @@
+"""Parsing in worker processes, with the page progress a parse in this process gives.
+
+Processes take parsing out of this process's GIL: a thread that parses here holds it most of the time, and
+the embedder (whose PyTorch calls come back to Python between operations) and the API wait for it. Each
+process reports pages read through one queue, handed to it when it starts; a thread here routes each report
+to the callback of the document it is about.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from ingest.detect import DocType
+from ingest.errors import DocumentError
+from ingest.limits import IngestLimits
+from ingest.parsers import PageCallback, ParsedDocument, parse
+
+log = logging.getLogger(__name__)
+
+# How long a parse's last reports may trail its result (they travel apart, through the queue).
+REPORTS_GRACE_SECONDS = 5.0
+
+
+class ParsePool:
+    def __init__(self, processes: int):
+        # spawn, not fork: this process already runs threads (the server, PyTorch's pools).
+        self._context = multiprocessing.get_context("spawn")
+        self.processes = processes
+        self._reports = self._context.Queue()
+        self._pool = self._new_pool()
+        self._pool_lock = threading.Lock()
+        self._listeners: dict[str, tuple[PageCallback | None, threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._router = threading.Thread(target=self._route, name="parse-reports", daemon=True)
+        self._router.start()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.processes, mp_context=self._context, initializer=_keep_report_queue, initargs=(self._reports,)
+        )
+
+    def warm_up(self) -> None:
+        """Start the processes now (a spawned one takes a second or two to import), not with the first
+        document."""
+        for _ in range(self.processes):  # each task that finds no idle process starts one
+            self._pool.submit(int)
+
+    def parse(
+        self, path: Path, doc_type: DocType, limits: IngestLimits, on_page: PageCallback | None = None
+    ) -> ParsedDocument:
+        """As parsers.parse, in one of the pool's processes; ``on_page`` runs in this process's router
+        thread, in page order, every call before this returns.
+
+        A process that dies (killed for memory, say) breaks the whole pool, and every document in it at the
+        time: the pool is started again and each of them is tried once more, so only a document that kills
+        its process twice fails."""
+        for _ in range(2):
+            pool = self._pool
+            try:
+                return self._parse_in(pool, path, doc_type, limits, on_page)
+            except BrokenProcessPool:
+                self._replace(pool, path)
+        raise DocumentError("reading this document stopped the parsing process twice (out of memory?)")
+
+    def _replace(self, broken: ProcessPoolExecutor, path: Path) -> None:
+        with self._pool_lock:
+            if self._pool is broken:  # the first of its documents to get here starts the new one
+                log.warning("a parsing process died while reading %s; starting the pool again", path.name)
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+
+    def _parse_in(
+        self, pool: ProcessPoolExecutor, path: Path, doc_type: DocType, limits: IngestLimits, on_page
+    ) -> ParsedDocument:
+        task = uuid.uuid4().hex
+        reported = threading.Event()
+        with self._lock:
+            self._listeners[task] = (on_page, reported)
+        try:
+            parsed = pool.submit(_parse, task, path, doc_type, limits, on_page is not None).result()
+            if not reported.wait(REPORTS_GRACE_SECONDS):
+                log.warning("the last reports of parsing %s did not arrive", path.name)
+            return parsed
+        finally:
+            with self._lock:
+                del self._listeners[task]
+
+    def _route(self) -> None:
+        while True:
+            report = self._reports.get()
+            if report is None:
+                return
+            task, kind, payload = report
+            with self._lock:
+                listener = self._listeners.get(task)
+            if listener is None:  # its parse has failed, and its caller has gone
+                continue
+            on_page, reported = listener
+            try:
+                if kind == "page" and on_page is not None:
+                    on_page(*payload)
+                elif kind == "end":
+                    reported.set()
+            except Exception:  # a callback's failure must not stop the reports of every other document
+                log.exception("a parse report could not be handled")
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._reports.put(None)
+
+
+# --- in the pool's processes ----------------------------------------------------------------------------
+
+_report_queue = None
+
+
+def _keep_report_queue(queue) -> None:
+    global _report_queue
+    _report_queue = queue
+
+
+def _report(task: str, kind: str, payload: object) -> None:
+    _report_queue.put((task, kind, payload))
+
+
+def _parse(task: str, path: Path, doc_type: DocType, limits: IngestLimits, report_pages: bool) -> ParsedDocument:
+    on_page = (lambda number, pages: _report(task, "page", (number, pages))) if report_pages else None
+    try:
+        return parse(path, doc_type, limits, on_page)
+    finally:
+        _report(task, "end", None)
