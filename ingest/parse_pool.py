@@ -66,6 +66,10 @@ class ParsePool:
                 return self._parse_in(pool, path, doc_type, limits, on_page)
             except BrokenProcessPool:
                 self._replace(pool, path)
+            except RuntimeError:  # "cannot schedule new futures after shutdown"
+                if pool is self._pool:
+                    raise
+                # Another document found this pool broken and replaced it while this one was submitting.
         raise DocumentError("reading this document stopped the parsing process twice (out of memory?)")
 
     def _replace(self, broken: ProcessPoolExecutor, path: Path) -> None:
