@@ -289,10 +289,13 @@ def test_disconnecting_mid_stream_aborts_the_generation(server, llm_server):
         if not still_generating:
             continue
         # The slot is freed at once and the request never finishes by stop or length: it was aborted.
-        # Left alone it would have run for over a minute (1,500 tokens at ~16 tokens/s here).
+        # Left alone it would have run for over a minute (1,500 tokens at ~16 tokens/s here), so a service
+        # that did not abort fails the wait. A request that ended on its own in the moment between the check
+        # above and the hang-up (seen once, under load) says nothing either way: the next prompt is tried.
         wait_until(lambda: running() == 0, 20, "vLLM to drop the request")
-        assert metric("vllm:request_success_total") == finished_before
-        return
+        if metric("vllm:request_success_total") == finished_before:
+            return
+        tried[-1] = (question[:40], line, "ended on its own just before the hang-up")
     pytest.fail(f"no prompt kept the model generating long enough to test a disconnect: {tried}")
 
 
