@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,7 +44,10 @@ class ParsePool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self.processes, mp_context=self._context, initializer=_keep_report_queue, initargs=(self._reports,)
+            self.processes,
+            mp_context=self._context,
+            initializer=_start_in_pool,
+            initargs=(self._reports, os.getpid()),
         )
 
     def warm_up(self) -> None:
@@ -122,11 +127,27 @@ class ParsePool:
 # --- in the pool's processes ----------------------------------------------------------------------------
 
 _report_queue = None
+# How often a pool process checks that the service that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
 
 
-def _keep_report_queue(queue) -> None:
+def _start_in_pool(queue, parent: int) -> None:
+    """Each pool process's start: keep the report queue, and watch the service that started it.
+
+    A service killed outright (kill -9, the OOM killer) cannot stop its pool, and the pool's processes hold
+    both ends of their own queues, so they would wait for work forever: each leaves when its parent is gone,
+    even if that happened while it was still starting (hence the parent's pid handed in, not read here).
+    PR_SET_PDEATHSIG would follow the thread that started the process (a reader thread that comes and goes),
+    not the service."""
     global _report_queue
     _report_queue = queue
+    threading.Thread(target=_leave_with, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _leave_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _report(task: str, kind: str, payload: object) -> None:

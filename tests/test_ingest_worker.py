@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,8 @@ from rag.runtime import Runtime
 from tests import documents as docs
 from tests.conftest import STORE_MODES
 from tests.helpers import RealTokenCounts, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class GatedEmbedder(RealTokenCounts):
@@ -279,3 +283,32 @@ def test_a_document_slower_than_its_lease_is_claimed_once_when_drained(runtime_f
     done = runtime.records.get(record.id)
     assert claims == [record.id]
     assert done.status is Status.READY and done.chunks == done.chunks_written and done.chunks > 2
+
+
+def test_parsing_processes_leave_when_the_service_is_killed_outright(tmp_path):
+    # kill -9 or the OOM killer give the service no chance to stop its pool; its processes must not stay
+    # behind waiting for work (each crash would leave them running).
+    script = (
+        "import os, sys, time\n"
+        "from ingest.parse_pool import ParsePool\n"
+        "pool = ParsePool(2)\n"
+        "pool.warm_up()\n"
+        "while len(pool._pool._processes) < 2: time.sleep(0.1)\n"
+        "print(*pool._pool._processes, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    service = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        children = [int(pid) for pid in service.stdout.readline().split()]
+        assert len(children) == 2 and all(Path(f"/proc/{pid}").exists() for pid in children)
+    finally:
+        service.kill()
+        service.wait()
+
+    def gone(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"  # a zombie has left
+        except FileNotFoundError:
+            return True
+
+    wait_until(lambda: all(gone(pid) for pid in children), 15, "the parsing processes to leave")
