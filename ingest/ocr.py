@@ -69,11 +69,14 @@ def blank(greyscale_image) -> bool:
 def read_image(image, options: OcrOptions) -> str:
     """The text Tesseract reads in a PIL image ("" for a blank one, without running it). Raises
     DocumentError when it cannot (time limit, language)."""
+    greyscale = image.convert("L")
+    return "" if blank(greyscale) else _tesseract(greyscale, options)
+
+
+def _tesseract(greyscale, options: OcrOptions) -> str:
+    """The text Tesseract reads in a greyscale PIL image."""
     from PIL import ImageFilter
 
-    greyscale = image.convert("L")
-    if blank(greyscale):
-        return ""
     # A 3x3 median first: scanner speckle otherwise breaks Tesseract's reading of whole lines (on a page
     # with 2% speckle, character accuracy went from 0.45 to 1.00; on a clean page it stayed 1.00).
     cleaned = greyscale.filter(ImageFilter.MedianFilter(3))
@@ -131,7 +134,7 @@ class PdfPageReader:
                 f"more than {self._options.max_pages} of its pages need OCR, the most read from one document"
                 " (RAG_OCR_MAX_PAGES): split it into smaller files"
             )
-        text = read_image(image, self._options)  # Tesseract runs in its own process, outside the lock
+        text = _tesseract(image, self._options)  # in its own process, outside the lock; drawn greyscale
         self.pages_read += 1
         return text
 
