@@ -22,10 +22,8 @@ from rag.documents import DocumentReader
 from rag.retrieval import Retriever
 from rag.runtime import Runtime
 from tests import documents as docs
-from tests.conftest import STORE_MODES
+from tests.conftest import REPO, STORE_MODES
 from tests.helpers import RealTokenCounts, wait_until
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class GatedEmbedder(RealTokenCounts):
@@ -285,11 +283,11 @@ def test_a_document_slower_than_its_lease_is_claimed_once_when_drained(runtime_f
     assert done.status is Status.READY and done.chunks == done.chunks_written and done.chunks > 2
 
 
-def test_parsing_processes_leave_when_the_service_is_killed_outright(tmp_path):
+def test_parsing_processes_leave_when_the_service_is_killed_outright():
     # kill -9 or the OOM killer give the service no chance to stop its pool; its processes must not stay
     # behind waiting for work (each crash would leave them running).
     script = (
-        "import os, sys, time\n"
+        "import time\n"
         "from ingest.parse_pool import ParsePool\n"
         "pool = ParsePool(2)\n"
         "pool.warm_up()\n"
