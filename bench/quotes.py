@@ -10,6 +10,19 @@ it, letters and digits compared. Printed per split: how often the first citation
 second's, holds it; how often any retrieved chunk does (the ceiling); and the baseline, each chunk's first
 sentence in retrieval order.
 
+Answers (``--answers FILE``, and always the eval's own answers): the quote and the citations' order also
+depend on the answer, and a small model's answer is often wrong. For each question, the citations' quotes and
+order are chosen again with an answer: the eval's own (written by a person: a model that is right) and, given a
+file, a served model's. Printed: the previous rule (the answer's words joined the question's in choosing the
+quote, and the answer's support alone ordered the citations) against the shipped one (the quote from the
+question; the order by the quote's match, plus ANSWER_WEIGHT times the answer's support, plus the retrieval
+score) and other weights. The file comes from a service started on the same --state (stop it before the
+measuring run):
+
+    RAG_DATA_DIR=STATE rag serve --port 8765 &
+    python bench/quotes.py --ask http://127.0.0.1:8765 --answers served.json   # asks, prints what it served
+    python bench/quotes.py --state STATE --answers served.json
+
 Whole documents (``--whole``): for each question, its gold document named by a filter. Context recall: how
 often the phrase reaches the model, in the top chunks of that document against the document whole, when
 it fits a 128k-token window (Phi-3-mini-128k) or the local model's 4,096, counted with the local model's
@@ -32,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.evaluation import ingest_folder
-from rag.evidence import EvidenceFinder, sentences
+from rag.evidence import ANSWER_WEIGHT, EvidenceFinder, sentences, strip_markers
 from rag.runtime import Runtime
 from rag.settings import Settings
 
@@ -69,9 +82,14 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--state", type=Path, help="keep the ingested set here, and reuse it next time")
     parser.add_argument("--whole", action="store_true", help="also measure whole documents against chunks")
+    parser.add_argument("--answers", type=Path, help="a served model's answers (written by --ask)")
+    parser.add_argument("--ask", metavar="URL", help="ask the service at URL (/v1/query), write --answers, stop")
     args = parser.parse_args()
     questions = [json.loads(line) for line in (PDF_SET / "questions.jsonl").read_text().splitlines() if line.strip()]
     questions = [q for q in questions if q.get("doc") and q.get("evidence") and q.get("split") in args.splits]
+    if args.ask:
+        ask_service(args.ask, questions, args.answers or Path("served.json"))
+        return
     defaults = Settings(_env_file=None)
     with tempfile.TemporaryDirectory() as scratch:
         state = args.state or Path(scratch)
@@ -90,6 +108,12 @@ def main() -> None:
                 for label, around in (("sentence", (0, 0)), ("+1 around", (1, 1)), ("+2 around", (2, 2)))
             }
             quote_figures(questions, hits, variants)
+            answered = {"the eval's own answers": ({q["id"]: q["answer"] for q in questions}, None)}
+            if args.answers:
+                served = {row["id"]: row for row in json.loads(args.answers.read_text())}
+                answered["the served model's answers"] = ({i: row["answer"] for i, row in served.items()}, served)
+            for regime, (answers, served) in answered.items():
+                answer_figures(regime, questions, hits, embed, answers, served)
             if args.whole:
                 whole_document_figures(runtime, questions, args.top_k)
             grounding_figures(questions, hits, finders)
@@ -138,6 +162,80 @@ def quote_figures(questions, hits, finders) -> None:
                 f"  {name:28s} first quote {first:3d} ({first / len(values):.3f})  first or second {top2:3d} "
                 f"({top2 / len(values):.3f})  mean quote {length:5.0f} chars"
             )
+
+
+def ask_service(url: str, questions, answers_file: Path) -> None:
+    """Ask every question as a person would (/v1/query, the service's defaults), 4 at a time, and keep what
+    came back; print how often the first or second citation's quote, as served, holds the phrase."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=600) as client, ThreadPoolExecutor(4) as pool:
+
+        def ask(q: dict) -> dict:
+            response = client.post("/v1/query", json={"question": q["question"], "collection": "quotes"})
+            response.raise_for_status()
+            return response.json()
+
+        responses = list(pool.map(ask, questions))
+    rows = [
+        {"id": q["id"], "answer": r["answer"], "citations": r.get("citations") or [], "abstained": r.get("abstained")}
+        for q, r in zip(questions, responses, strict=True)
+    ]
+    answers_file.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"{len(rows)} answers written to {answers_file}; as served:")
+    for split in sorted({q["split"] for q in questions}):
+        held = [
+            holds_phrase(q, [citation.get("quote") and citation["quote"]["text"] for citation in row["citations"]])
+            for q, row in zip(questions, rows, strict=True)
+            if q["split"] == split
+        ]
+        first, top2 = sum(h[0] for h in held), sum(h[1] for h in held)
+        print(f"  {split}: {len(held)} questions, first citation's quote {first}, first or second {top2}")
+
+
+def holds_phrase(q: dict, quotes: list[str | None]) -> tuple[bool, bool]:
+    """Whether the first quote, and the first or second, hold the question's phrase."""
+    gold = letters(q["evidence"])
+    holds = [bool(quote) and gold in letters(quote) for quote in quotes]
+    return bool(holds[:1] and holds[0]), any(holds[:2])
+
+
+def answer_figures(regime: str, questions, hits, embed, answers: dict[str, str], served: dict | None) -> None:
+    """The quotes and order chosen with an answer: the previous rule against the shipped one and other weights.
+    With a served model's answers, its own citations (texts and retrieval scores) are used, as it cited them."""
+    weights = sorted({0.0, 0.25, ANSWER_WEIGHT, 1.0})
+    finders = {w: EvidenceFinder(embed, method="embedding", neighbours=(2, 2), answer_weight=w) for w in weights}
+    print(f"\nwith {regime}: the first citation's quote / the first or second's holds the phrase")
+    for split in sorted({q["split"] for q in questions}):
+        rows: dict[str, list[tuple[bool, bool]]] = {}
+        for q in (q for q in questions if q["split"] == split):
+            answer = answers.get(q["id"], "")
+            if served is not None:
+                cited = served[q["id"]]["citations"]
+                texts = {c["n"]: c["text"] for c in cited}
+                scores = {c["n"]: c["score"] for c in cited}
+            else:
+                texts = dict(enumerate((hit.text for hit in hits[q["id"]]), start=1))
+                scores = {n: hit.score for n, hit in enumerate(hits[q["id"]], start=1)}
+            if not texts:
+                continue
+            # The previous rule: the answer's words joined the question's in choosing the quote, and the sources'
+            # support for the answer (plus retrieval) alone ordered them.
+            previous = finders[0.0].find(f"{q['question']}\n{strip_markers(answer)}", answer, texts, scores)
+            order = sorted(texts, key=lambda n: (-(previous.sources[n].support + scores[n]), n))
+            rows.setdefault("previous rule", []).append(
+                holds_phrase(q, [previous.sources[n].quote and previous.sources[n].quote.text for n in order])
+            )
+            for weight, finder in finders.items():
+                evidence = finder.find(q["question"], answer, texts, scores)
+                name = f"answer weight {weight}" + (" (shipped)" if weight == ANSWER_WEIGHT else "")
+                quotes = [evidence.sources[n].quote and evidence.sources[n].quote.text for n in evidence.order]
+                rows.setdefault(name, []).append(holds_phrase(q, quotes))
+        for name, held in rows.items():
+            first, top2 = sum(h[0] for h in held), sum(h[1] for h in held)
+            print(f"  {split}: {name:28s} first {first:3d}  first or second {top2:3d}  of {len(held)}")
 
 
 def whole_document_figures(runtime: Runtime, questions, top_k: int) -> None:

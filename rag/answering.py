@@ -375,7 +375,7 @@ class QueryService:
     async def with_evidence(
         self, question: str, answer: str, citations: list[Citation]
     ) -> tuple[list[Citation], list[GroundedSentence]]:
-        """The citations with their quotes, best support first, and the answer's sentences grounded."""
+        """The citations with their quotes, best first (EvidenceFinder.find), and the answer's sentences grounded."""
         if self._evidence is None or not citations:
             return citations, []
         by_number = {citation.n: citation for citation in citations}

@@ -1,11 +1,11 @@
 """Evidence a person can check an answer against: the quoted sentences behind each citation, which citations
 the answer carries, and which of its sentences the sources support.
 
-Everything here compares sentences: those of each cited chunk with the question and the answer (the quote),
-and those of the answer with the chunks' (grounding). Two measures of "says the same thing" are available:
-shared word stems (lexical) and the embedding model's cosine. `RAG_QUOTE_METHOD` and `RAG_GROUNDING_METHOD`
-pick one or both for each job; both were chosen on the PDF eval's dev split by `bench/quotes.py` (README,
-"Evidence").
+Everything here compares sentences: those of each cited chunk with the question (the quote), and those of the
+answer with the chunks' (grounding, and a share of the citations' order). Two measures of "says the same thing"
+are available: shared word stems (lexical) and the embedding model's cosine. `RAG_QUOTE_METHOD` and
+`RAG_GROUNDING_METHOD` pick one or both for each job; both were chosen on the PDF eval's dev split by
+`bench/quotes.py` (README, "Evidence").
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 # A marker like [2] or [1, 3] or [1][2] in the answer.
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")
+# Citations are ordered by how well each one's quote matches the question, plus this share of how well the
+# source supports the answer, plus its retrieval score. Chosen on the PDF eval's dev split (bench/quotes.py)
+# for answers both right (the eval's own) and wrong (the embedded 135M model's): at 1.0 a wrong answer led the
+# order astray, at 0 a right one could not help it.
+ANSWER_WEIGHT = 0.5
 # A sentence shorter than this (a heading, "See below.") says too little to be a quote on its own: its
 # neighbour joins it.
 _SHORT_SENTENCE = 40
@@ -66,7 +71,7 @@ class SourceEvidence:
 @dataclass(frozen=True, slots=True)
 class Evidence:
     sources: dict[int, SourceEvidence]  # by source number
-    order: list[int]  # source numbers, best support first
+    order: list[int]  # source numbers, best first (see EvidenceFinder.find)
     grounding: list[GroundedSentence]
 
 
@@ -178,6 +183,7 @@ class EvidenceFinder:
         grounding_method: QuoteMethod = "both",
         support_threshold: float = 0.5,
         neighbours: tuple[int, int] = (0, 0),
+        answer_weight: float = ANSWER_WEIGHT,
     ):
         if embed is None and (method != "lexical" or grounding_method != "lexical"):
             raise ValueError(f"quote method {method!r} / grounding {grounding_method!r} needs the embedding model")
@@ -186,12 +192,14 @@ class EvidenceFinder:
         self._grounding_method = grounding_method
         self._threshold = support_threshold
         self._before, self._after = neighbours  # sentences a quote takes around the one that matched
+        self._answer_weight = answer_weight
 
     def find(
         self, question: str, answer: str, sources: dict[int, str], retrieval_scores: dict[int, float] | None = None
     ) -> Evidence:
         """``sources``: each source's number and chunk text. ``answer``: "" when there is none (abstained).
-        ``retrieval_scores``: each source's cosine to the question; the order is by support plus it."""
+        ``retrieval_scores``: each source's cosine to the question. The order: the quote's match to the question,
+        plus ``answer_weight`` times the source's support for the answer, plus the retrieval score."""
         chunk_sentences = {n: sentences(text) for n, text in sources.items()}
         windows = [
             (n, Span(spans[first].start, spans[last].end, ""), (first, last))
@@ -200,9 +208,9 @@ class EvidenceFinder:
         ]
         windows = [(n, span, sources[n][span.start : span.end], where) for n, span, where in windows]
         claims, claim_markers = claims_of(answer)
-        # The quote answers the question; with an answer, the answer's words count as much.
-        query = question if not claims else f"{question}\n{strip_markers(answer)}"
-        queries = [query] + [strip_markers(claim.text) for claim in claims]
+        # The quote answers the question, whatever the answer says: a small model's answer is often wrong, and
+        # its words then pulled the quote away from the sentence that answers (README, "Evidence").
+        queries = [question] + [strip_markers(claim.text) for claim in claims]
         candidates = [text for _, _, text, _ in windows]
         lexical, cosine = self._agreements(queries, candidates)
         # Row 0 (the quote) by the quote method, the answer's sentences (grounding) by the grounding method.
@@ -242,7 +250,15 @@ class EvidenceFinder:
             )
         evidence = {n: SourceEvidence(quotes.get(n), round(support.get(n, 0.0), 4), n in cited) for n in sources}
         retrieval = retrieval_scores or {}
-        order = sorted(sources, key=lambda n: (-(evidence[n].support + retrieval.get(n, 0.0)), n))
+        answered = support if claims else {}
+        question_match = {n: quotes[n].score if n in quotes else 0.0 for n in sources}
+        order = sorted(
+            sources,
+            key=lambda n: (
+                -(question_match[n] + self._answer_weight * answered.get(n, 0.0) + retrieval.get(n, 0.0)),
+                n,
+            ),
+        )
         return Evidence(evidence, order, grounding)
 
     def _agreements(self, queries: list[str], candidates: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -60,6 +60,31 @@ def test_grounding_flags_the_sentence_no_source_supports(embedder):
     assert evidence.order[0] == 2 and evidence.sources[2].support > evidence.sources[1].support
 
 
+def test_a_wrong_answer_moves_neither_the_quote_nor_the_order(embedder):
+    """A small model's answer is often wrong. The quote still answers the question, and a source that agrees only
+    with the wrong answer does not lead the citations (before, the answer's words chose the quote too, and its
+    support alone ordered them)."""
+    shipped = Settings(_env_file=None)
+    finder = EvidenceFinder(embedder.embed, method=shipped.quote_method, grounding_method=shipped.grounding_method)
+    sources, scores = {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK}, {1: 0.5, 2: 0.45}
+    wrong_sentence = finder.find(QUESTION, "The harbour wall was rebuilt after the storm of 1862.", sources, scores)
+    assert "14 March 1887" in wrong_sentence.sources[2].quote.text
+    wrong_source = finder.find(QUESTION, "The Marlow Point ferry carries at most 40 cars.", sources, scores)
+    assert wrong_source.order == [2, 1]
+    assert wrong_source.sources[1].support > wrong_source.sources[2].support  # `support` still reads the answer
+
+
+def test_a_right_answer_lifts_the_source_it_rests_on(embedder):
+    """A passage that only restates the question matches it best; the answer's support puts the source that holds
+    the answer first."""
+    restated = "When was the Quillhaven lighthouse first lit? Visitors often ask. The tower is open on Sundays."
+    answer = "The Quillhaven lighthouse was first lit on 14 March 1887 by keeper Odalys Brennick."
+    sources, scores = {1: restated, 2: LIGHTHOUSE_CHUNK}, {1: 0.6, 2: 0.6}
+    finder = EvidenceFinder(embedder.embed, method="embedding", neighbours=(2, 2))
+    assert finder.find(QUESTION, "", sources, scores).order == [1, 2]  # by the question alone
+    assert finder.find(QUESTION, answer, sources, scores).order == [2, 1]
+
+
 def test_lexical_quotes_need_no_embedding_model():
     with pytest.raises(ValueError, match="needs the embedding model"):
         EvidenceFinder(None, method="both")
