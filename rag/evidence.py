@@ -230,9 +230,11 @@ class EvidenceFinder:
             end = spans[min(len(spans) - 1, last + self._after)].end
             quotes[n] = Quote(sources[n][start:end], start, end, round(score, 4))
 
+        # How well each source's quote matches the question; with no answer, it is the source's support too.
+        question_match = {n: float(quotes[n].score) if n in quotes else 0.0 for n in sources}
         cited = set(cited_numbers(answer))
         grounding: list[GroundedSentence] = []
-        support = {n: float(quotes[n].score) if n in quotes else 0.0 for n in sources} if not claims else {}
+        support = {} if claims else dict(question_match)
         for row, claim in enumerate(claims, start=1):
             per_source: dict[int, float] = {}
             for column, (n, _, _, _) in enumerate(windows):
@@ -250,12 +252,11 @@ class EvidenceFinder:
             )
         evidence = {n: SourceEvidence(quotes.get(n), round(support.get(n, 0.0), 4), n in cited) for n in sources}
         retrieval = retrieval_scores or {}
-        answered = support if claims else {}
-        question_match = {n: quotes[n].score if n in quotes else 0.0 for n in sources}
+        answer_support = support if claims else {}
         order = sorted(
             sources,
             key=lambda n: (
-                -(question_match[n] + self._answer_weight * answered.get(n, 0.0) + retrieval.get(n, 0.0)),
+                -(question_match[n] + self._answer_weight * answer_support.get(n, 0.0) + retrieval.get(n, 0.0)),
                 n,
             ),
         )
