@@ -135,9 +135,8 @@ def quote_figures(questions, hits, finders) -> None:
             top2 += any(holding[:2])
             firsts = [next(iter(sentences(text)), None) for text in texts]
             firsts = [span.text if span else "" for span in firsts]
-            holds = [gold in letters(text) for text in firsts]
             rows["first sentence (baseline)"].append(
-                (bool(holds[:1] and holds[0]), any(holds[:2]), statistics.mean(map(len, firsts or [""])))
+                (*holds_phrase(q, firsts), statistics.mean(map(len, firsts or [""])))
             )
             for name, finder in finders.items():
                 evidence = finder.find(q["question"], "", dict(enumerate(texts, start=1)))
@@ -146,9 +145,8 @@ def quote_figures(questions, hits, finders) -> None:
                 orders = (("by support", evidence.order), ("by retrieval", sorted(evidence.sources)), ("mixed", mixed))
                 for order_name, order in orders:
                     quotes = [evidence.sources[n].quote for n in order]
-                    holds = [quote is not None and gold in letters(quote.text) for quote in quotes]
                     lengths = [len(quote.text) for quote in quotes if quote is not None] or [0]
-                    row = (bool(holds[:1] and holds[0]), any(holds[:2]), statistics.mean(lengths))
+                    row = (*holds_phrase(q, [quote and quote.text for quote in quotes]), statistics.mean(lengths))
                     rows.setdefault(f"{name}, {order_name}", []).append(row)
         print(
             f"\n{split}: {len(chosen)} questions; the phrase is in some retrieved chunk for {ceiling}, "
