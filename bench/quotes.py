@@ -4,20 +4,20 @@
 
 The PDF eval set (data/eval/pdf) is ingested once with the default settings. Each answerable question is
 retrieved as the service would; each quote method (rag/evidence.py) then picks a quote in each of the top
-chunks, from the question alone, and the citations are ordered by the method's support, as the service
-does. A quote "holds the answer" when the question's `evidence` (a verbatim phrase of the gold page) is in
-it, letters and digits compared. Printed per split: how often the first citation's quote, or the first or
-second's, holds it; how often any retrieved chunk does (the ceiling); and the baseline, each chunk's first
-sentence in retrieval order.
+chunks, from the question alone (its words weighed by their rarity in the collection, as the service weighs
+them), and the citations are ordered by the method's support, as the service does. A quote "holds the answer"
+when the question's `evidence` (a verbatim phrase of the gold page) is in it, letters and digits compared.
+Printed per split: how often the first citation's quote, or the first or second's, holds it; how often any
+retrieved chunk does (the ceiling); and the baseline, each chunk's first sentence in retrieval order.
 
 Answers (``--answers FILE``, and always the eval's own answers): the quote and the citations' order also
 depend on the answer, and a small model's answer is often wrong. For each question, the citations' quotes and
 order are chosen again with an answer: the eval's own (written by a person: a model that is right) and, given a
-file, a served model's. Printed: the previous rule (the answer's words joined the question's in choosing the
-quote, and the answer's support alone ordered the citations) against the shipped one (the quote from the
-question; the order by the quote's match, plus ANSWER_WEIGHT times the answer's support, plus the retrieval
-score) and other weights. The file comes from a service started on the same --state (stop it before the
-measuring run):
+file, a served model's. Printed: the previous rule (the quote by the embedding alone; the order by the quote's
+match, plus 0.5 times the answer's support, plus the retrieval score) against the shipped one (the quote by the
+embedding and the question's rare words together; the order by QUESTION_WEIGHT times the quote's match, plus
+ANSWER_WEIGHT times the answer's support, plus the retrieval score) and other weights. The file comes from a
+service started on the same --state (stop it before the measuring run):
 
     RAG_DATA_DIR=STATE rag serve --port 8765 &
     python bench/quotes.py --ask http://127.0.0.1:8765 --answers served.json   # asks, prints what it served
@@ -45,12 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from rag.evaluation import ingest_folder
-from rag.evidence import ANSWER_WEIGHT, EvidenceFinder, sentences, strip_markers
+from rag.evidence import ANSWER_WEIGHT, QUESTION_WEIGHT, EvidenceFinder, sentences
 from rag.runtime import Runtime
 from rag.settings import Settings
 
 PDF_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "pdf"
 METHODS = ("lexical", "embedding", "both")
+UNWEIGHTED = "both, +2 around, words alike"
+PREVIOUS = "previous default"
 
 
 class CachedEmbed:
@@ -100,6 +102,7 @@ def main() -> None:
                 ingest_folder(runtime, PDF_SET / "docs", "quotes")
             retriever = runtime.retriever()
             hits = {q["id"]: retriever.search("quotes", q["question"], args.top_k) for q in questions}
+            rarity = {q["id"]: retriever.word_frequencies("quotes", q["question"]) for q in questions}
             embed = CachedEmbed(runtime.embedder.embed)  # every variant embeds the same sentences
             finders = {m: EvidenceFinder(embed, method="both", grounding_method=m) for m in METHODS}
             variants = {
@@ -107,13 +110,16 @@ def main() -> None:
                 for m in METHODS
                 for label, around in (("sentence", (0, 0)), ("+1 around", (1, 1)), ("+2 around", (2, 2)))
             }
-            quote_figures(questions, hits, variants)
+            # The shipped method with every word of the question weighing the same; and the previous default.
+            variants[UNWEIGHTED] = EvidenceFinder(embed, method="both", neighbours=(2, 2))
+            variants[PREVIOUS] = EvidenceFinder(embed, method="embedding", neighbours=(2, 2), question_weight=1.0)
+            quote_figures(questions, hits, variants, rarity)
             answered = {"the eval's own answers": ({q["id"]: q["answer"] for q in questions}, None)}
             if args.answers:
                 served = {row["id"]: row for row in json.loads(args.answers.read_text())}
                 answered["the served model's answers"] = ({i: row["answer"] for i, row in served.items()}, served)
             for regime, (answers, served) in answered.items():
-                answer_figures(regime, questions, hits, embed, answers, served)
+                answer_figures(regime, questions, hits, embed, answers, served, rarity)
             if args.whole:
                 whole_document_figures(runtime, questions, args.top_k)
             grounding_figures(questions, hits, finders)
@@ -121,7 +127,7 @@ def main() -> None:
             runtime.stop()
 
 
-def quote_figures(questions, hits, finders) -> None:
+def quote_figures(questions, hits, finders, rarity) -> None:
     for split in sorted({q["split"] for q in questions}):
         chosen = [q for q in questions if q["split"] == split]
         rows: dict[str, list[tuple[bool, bool, int]]] = {"first sentence (baseline)": []}
@@ -139,9 +145,11 @@ def quote_figures(questions, hits, finders) -> None:
                 (*holds_phrase(q, firsts), statistics.mean(map(len, firsts or [""])))
             )
             for name, finder in finders.items():
-                evidence = finder.find(q["question"], "", dict(enumerate(texts, start=1)))
+                sources = dict(enumerate(texts, start=1))
+                frequencies = None if name in (UNWEIGHTED, PREVIOUS) else rarity[q["id"]]
+                evidence = finder.find(q["question"], "", sources, word_frequencies=frequencies)
                 scores = {n: hit.score for n, hit in enumerate(hits[q["id"]], start=1)}
-                mixed = finder.find(q["question"], "", dict(enumerate(texts, start=1)), scores).order
+                mixed = finder.find(q["question"], "", sources, scores, frequencies).order
                 orders = (("by support", evidence.order), ("by retrieval", sorted(evidence.sources)), ("mixed", mixed))
                 for order_name, order in orders:
                     quotes = [evidence.sources[n].quote for n in order]
@@ -200,11 +208,17 @@ def holds_phrase(q: dict, quotes: list[str | None]) -> tuple[bool, bool]:
     return bool(holds[:1] and holds[0]), any(holds[:2])
 
 
-def answer_figures(regime: str, questions, hits, embed, answers: dict[str, str], served: dict | None) -> None:
+def answer_figures(regime: str, questions, hits, embed, answers: dict[str, str], served: dict | None, rarity) -> None:
     """The quotes and order chosen with an answer: the previous rule against the shipped one and other weights.
     With a served model's answers, its own citations (texts and retrieval scores) are used, as it cited them."""
-    weights = sorted({0.0, 0.25, ANSWER_WEIGHT, 1.0})
-    finders = {w: EvidenceFinder(embed, method="embedding", neighbours=(2, 2), answer_weight=w) for w in weights}
+    previous = EvidenceFinder(embed, method="embedding", neighbours=(2, 2), question_weight=1.0, answer_weight=0.5)
+    finders = {
+        (question_weight, answer_weight): EvidenceFinder(
+            embed, neighbours=(2, 2), question_weight=question_weight, answer_weight=answer_weight
+        )
+        for question_weight in sorted({1.0, QUESTION_WEIGHT, 3.0})
+        for answer_weight in sorted({0.0, ANSWER_WEIGHT, 0.5})
+    }
     print(f"\nwith {regime}: the first citation's quote / the first or second's holds the phrase")
     for split in sorted({q["split"] for q in questions}):
         rows: dict[str, list[tuple[bool, bool]]] = {}
@@ -219,16 +233,15 @@ def answer_figures(regime: str, questions, hits, embed, answers: dict[str, str],
                 scores = {n: hit.score for n, hit in enumerate(hits[q["id"]], start=1)}
             if not texts:
                 continue
-            # The previous rule: the answer's words joined the question's in choosing the quote, and the sources'
-            # support for the answer (plus retrieval) alone ordered them.
-            previous = finders[0.0].find(f"{q['question']}\n{strip_markers(answer)}", answer, texts, scores)
-            order = sorted(texts, key=lambda n: (-(previous.sources[n].support + scores[n]), n))
+            # The previous rule: the quote by the embedding alone, every word of the question weighing the same.
+            before = previous.find(q["question"], answer, texts, scores)
             rows.setdefault("previous rule", []).append(
-                holds_phrase(q, [previous.sources[n].quote and previous.sources[n].quote.text for n in order])
+                holds_phrase(q, [before.sources[n].quote and before.sources[n].quote.text for n in before.order])
             )
-            for weight, finder in finders.items():
-                evidence = finder.find(q["question"], answer, texts, scores)
-                name = f"answer weight {weight}" + (" (shipped)" if weight == ANSWER_WEIGHT else "")
+            for (question_weight, answer_weight), finder in finders.items():
+                evidence = finder.find(q["question"], answer, texts, scores, rarity[q["id"]])
+                shipped = (question_weight, answer_weight) == (QUESTION_WEIGHT, ANSWER_WEIGHT)
+                name = f"question {question_weight:g}, answer {answer_weight:g}" + (" (shipped)" if shipped else "")
                 quotes = [evidence.sources[n].quote and evidence.sources[n].quote.text for n in evidence.order]
                 rows.setdefault(name, []).append(holds_phrase(q, quotes))
         for name, held in rows.items():

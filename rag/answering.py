@@ -13,7 +13,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from rag.documents import WholeDocuments
-from rag.evidence import EvidenceFinder, GroundedSentence, Quote, SourceEvidence
+from rag.evidence import Evidence, EvidenceFinder, GroundedSentence, Quote, SourceEvidence
 from rag.followup import fuse, retrieval_queries
 from rag.metrics import Metrics
 from rag.ports import ChunkHit, Delta, LLMClient, Message, Usage
@@ -249,7 +249,7 @@ class QueryService:
         """Nothing relevant: a fixed reply, and the LLM is never asked (it would only make something up). The
         closest passages come back with their quotes, so a person can see why."""
         closest = [_citation(n, hit) for n, hit in enumerate(hits, start=1)]
-        closest, _ = await self.with_evidence(q.question, "", closest)
+        closest, _ = await self.with_evidence(q.collection, q.question, "", closest)
         return Prepared([], [], True, self._model_name(), retrieval_ms, 0.0, reason, closest, search_text)
 
     async def _pack(self, q: Question, hits: list[ChunkHit], *, all_or_nothing: bool = False) -> PackedPrompt:
@@ -330,7 +330,7 @@ class QueryService:
         with self._generation() as started:
             completion = await self._llm.complete(prepared.messages, max_tokens=q.max_tokens, temperature=q.temperature)
         generation_ms = _ms(started)
-        citations, grounding = await self.with_evidence(q.question, completion.text, prepared.citations)
+        citations, grounding = await self.with_evidence(q.collection, q.question, completion.text, prepared.citations)
         return Answer(
             completion.text,
             citations,
@@ -366,26 +366,34 @@ class QueryService:
                     yield delta
                 if delta.usage is not None and not finished:
                     finished = True
-                    citations, grounding = await self.with_evidence(q.question, "".join(parts), prepared.citations)
+                    citations, grounding = await self.with_evidence(
+                        q.collection, q.question, "".join(parts), prepared.citations
+                    )
                     yield Finished(delta.finish_reason, delta.usage, citations, grounding)
         if not finished:  # a server that sends no usage at the end
-            citations, grounding = await self.with_evidence(q.question, "".join(parts), prepared.citations)
+            citations, grounding = await self.with_evidence(
+                q.collection, q.question, "".join(parts), prepared.citations
+            )
             yield Finished(None, Usage(), citations, grounding)
 
     async def with_evidence(
-        self, question: str, answer: str, citations: list[Citation]
+        self, collection: str, question: str, answer: str, citations: list[Citation]
     ) -> tuple[list[Citation], list[GroundedSentence]]:
         """The citations with their quotes, best first (EvidenceFinder.find), and the answer's sentences grounded."""
         if self._evidence is None or not citations:
             return citations, []
         by_number = {citation.n: citation for citation in citations}
-        evidence = await run_in_threadpool(
-            self._evidence.find,
-            question,
-            answer,
-            {n: citation.text for n, citation in by_number.items()},
-            {n: citation.score for n, citation in by_number.items()},
-        )
+
+        def find() -> Evidence:
+            return self._evidence.find(
+                question,
+                answer,
+                {n: citation.text for n, citation in by_number.items()},
+                {n: citation.score for n, citation in by_number.items()},
+                self._retriever.word_frequencies(collection, question),
+            )
+
+        evidence = await run_in_threadpool(find)
         ranked = [by_number[n].with_evidence(evidence.sources[n]) for n in evidence.order]
         return ranked, evidence.grounding
 

@@ -5,11 +5,15 @@ Everything here compares sentences: those of each cited chunk with the question 
 answer with the chunks' (grounding, and a share of the citations' order). Two measures of "says the same thing"
 are available: shared word stems (lexical) and the embedding model's cosine. `RAG_QUOTE_METHOD` and
 `RAG_GROUNDING_METHOD` pick one or both for each job; both were chosen on the PDF eval's dev split by
-`bench/quotes.py` (README, "Evidence").
+`bench/quotes.py` (README, "Evidence"). Matching the question, a word counts by how rare it is in the
+collection (BM25's inverse document frequency, from the keyword index): "Windows" in a question about argtable
+says more than "argument".
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from rag.keyword import STOPWORDS
+from rag.ports import WordFrequencies
 
 QuoteMethod = Literal["lexical", "embedding", "both"]
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -26,11 +31,12 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 # A marker like [2] or [1, 3] or [1][2] in the answer.
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")
-# Citations are ordered by how well each one's quote matches the question, plus this share of how well the
-# source supports the answer, plus its retrieval score. Chosen on the PDF eval's dev split (bench/quotes.py)
-# for answers both right (the eval's own) and wrong (the embedded 135M model's): at 1.0 a wrong answer led the
-# order astray, at 0 a right one could not help it.
-ANSWER_WEIGHT = 0.5
+# Citations are ordered by QUESTION_WEIGHT times how well each one's quote matches the question, plus
+# ANSWER_WEIGHT times how well the source supports the answer, plus its retrieval score. Chosen together on the
+# PDF eval's dev split (bench/quotes.py) for answers both right (the eval's own) and wrong (the embedded 135M
+# model's): a larger answer weight let a wrong answer lead the order astray, at 0 a right one could not help it.
+QUESTION_WEIGHT = 2.0
+ANSWER_WEIGHT = 0.25
 # A sentence shorter than this (a heading, "See below.") says too little to be a quote on its own: its
 # neighbour joins it.
 _SHORT_SENTENCE = 40
@@ -157,9 +163,26 @@ def strip_markers(text: str) -> str:
     return _MARKER.sub("", text)
 
 
-def lexical_agreement(claim: set[str], sentence: set[str]) -> float:
-    """The share of the claim's word stems that the sentence holds."""
-    return len(claim & sentence) / len(claim) if claim else 0.0
+def lexical_agreement(claim: set[str], sentence: set[str], weights: dict[str, float] | None = None) -> float:
+    """The share of the claim's word stems that the sentence holds, each stem counted by its weight (1 when
+    ``weights`` is None; a stem it lacks weighs as a word no chunk holds)."""
+    if weights is None:
+        return len(claim & sentence) / len(claim) if claim else 0.0
+    unseen = max(weights.values(), default=1.0)
+    total = sum(weights.get(stem, unseen) for stem in claim)
+    return sum(weights.get(stem, unseen) for stem in claim & sentence) / total if total else 0.0
+
+
+def rarity_weights(frequencies: WordFrequencies | None) -> dict[str, float] | None:
+    """Each counted word's stem weighed by how rare the word is in the collection, as BM25 weighs it (None: no
+    counts, every stem weighs the same)."""
+    if frequencies is None or frequencies.chunks <= 0 or not frequencies.counts:
+        return None
+    weights: dict[str, float] = {}
+    for word, count in frequencies.counts.items():
+        stem = _stemmer().stemWord(word)
+        weights[stem] = max(weights.get(stem, 0.0), math.log(1 + frequencies.chunks / (1 + count)))
+    return weights
 
 
 def quote_windows(spans: list[Span]) -> list[tuple[int, int]]:
@@ -183,6 +206,7 @@ class EvidenceFinder:
         grounding_method: QuoteMethod = "both",
         support_threshold: float = 0.5,
         neighbours: tuple[int, int] = (0, 0),
+        question_weight: float = QUESTION_WEIGHT,
         answer_weight: float = ANSWER_WEIGHT,
     ):
         if embed is None and (method != "lexical" or grounding_method != "lexical"):
@@ -192,43 +216,59 @@ class EvidenceFinder:
         self._grounding_method = grounding_method
         self._threshold = support_threshold
         self._before, self._after = neighbours  # sentences a quote takes around the one that matched
+        self._question_weight = question_weight
         self._answer_weight = answer_weight
 
     def find(
-        self, question: str, answer: str, sources: dict[int, str], retrieval_scores: dict[int, float] | None = None
+        self,
+        question: str,
+        answer: str,
+        sources: dict[int, str],
+        retrieval_scores: dict[int, float] | None = None,
+        word_frequencies: WordFrequencies | None = None,
     ) -> Evidence:
         """``sources``: each source's number and chunk text. ``answer``: "" when there is none (abstained).
-        ``retrieval_scores``: each source's cosine to the question. The order: the quote's match to the question,
-        plus ``answer_weight`` times the source's support for the answer, plus the retrieval score."""
+        ``retrieval_scores``: each source's cosine to the question. ``word_frequencies``: how rare the question's
+        words are in the collection (None: each weighs the same). The order: ``question_weight`` times the quote's
+        match to the question, plus ``answer_weight`` times the source's support for the answer, plus the
+        retrieval score."""
         chunk_sentences = {n: sentences(text) for n, text in sources.items()}
-        windows = [
-            (n, Span(spans[first].start, spans[last].end, ""), (first, last))
-            for n, spans in chunk_sentences.items()
-            for first, last in quote_windows(spans)
+        # (source, the window's sentences as (first, last), the quote's as (first, last), the quote it would give)
+        windows = []
+        for n, spans in chunk_sentences.items():
+            for first, last in quote_windows(spans):
+                low, high = max(0, first - self._before), min(len(spans) - 1, last + self._after)
+                quote = Quote(sources[n][spans[low].start : spans[high].end], spans[low].start, spans[high].end, 0.0)
+                windows.append((n, (first, last), (low, high), quote))
+        cores = [
+            sources[n][chunk_sentences[n][first].start : chunk_sentences[n][last].end]
+            for n, (first, last), _, _ in windows
         ]
-        windows = [(n, span, sources[n][span.start : span.end], where) for n, span, where in windows]
         claims, claim_markers = claims_of(answer)
         # The quote answers the question, whatever the answer says: a small model's answer is often wrong, and
         # its words then pulled the quote away from the sentence that answers (README, "Evidence").
         queries = [question] + [strip_markers(claim.text) for claim in claims]
-        candidates = [text for _, _, text, _ in windows]
-        lexical, cosine = self._agreements(queries, candidates)
+        lexical, cosine = self._agreements(queries, cores)
+        if lexical is not None:
+            # The question's words are looked for in the whole quote a window would give, each counted by its
+            # rarity; the meaning (cosine) is the window's own sentence's.
+            weights, asked = rarity_weights(word_frequencies), stems(question)
+            sentence_stems = {n: [stems(span.text) for span in spans] for n, spans in chunk_sentences.items()}
+            lexical[0] = [
+                lexical_agreement(asked, set().union(*sentence_stems[n][low : high + 1]), weights)
+                for n, _, (low, high), _ in windows
+            ]
         # Row 0 (the quote) by the quote method, the answer's sentences (grounding) by the grounding method.
         similarity = np.vstack(
             [combine(self._method, lexical, cosine)[:1], combine(self._grounding_method, lexical, cosine)[1:]]
         )
 
-        best: dict[int, tuple[float, tuple[int, int]]] = {}
-        for column, (n, _, _, where) in enumerate(windows):
+        best: dict[int, tuple[float, Quote]] = {}
+        for column, (n, _, _, quote) in enumerate(windows):
             score = float(similarity[0, column])
             if score > 0 and (n not in best or score > best[n][0]):
-                best[n] = (score, where)
-        quotes: dict[int, Quote] = {}
-        for n, (score, (first, last)) in best.items():
-            spans = chunk_sentences[n]
-            start = spans[max(0, first - self._before)].start
-            end = spans[min(len(spans) - 1, last + self._after)].end
-            quotes[n] = Quote(sources[n][start:end], start, end, round(score, 4))
+                best[n] = (score, quote)
+        quotes = {n: dataclasses.replace(quote, score=round(score, 4)) for n, (score, quote) in best.items()}
 
         # How well each source's quote matches the question; with no answer, it is the source's support too.
         question_match = {n: float(quotes[n].score) if n in quotes else 0.0 for n in sources}
@@ -256,7 +296,11 @@ class EvidenceFinder:
         order = sorted(
             sources,
             key=lambda n: (
-                -(question_match[n] + self._answer_weight * answer_support.get(n, 0.0) + retrieval.get(n, 0.0)),
+                -(
+                    self._question_weight * question_match[n]
+                    + self._answer_weight * answer_support.get(n, 0.0)
+                    + retrieval.get(n, 0.0)
+                ),
                 n,
             ),
         )

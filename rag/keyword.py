@@ -19,7 +19,7 @@ from cachetools import TTLCache
 
 from ingest.db import Cursor, SqliteDatabase
 from ingest.ports import MetadataValue
-from rag.ports import KeywordHit
+from rag.ports import KeywordHit, WordFrequencies
 
 # Words too common to help ranking; dropping them keeps the OR query short.
 _STOPWORD_TEXT = """a an and are as at be by can do does for from how i if in is it its me my of on or so that the
@@ -159,6 +159,14 @@ class KeywordIndex:
             fts, _ = self._tables(collection)
             frequency = self._frequencies(cursor, fts, words)
         return [word for word in words if not frequency[word]]
+
+    def word_frequencies(self, collection: str, query: str) -> WordFrequencies:
+        words = query_words(query)
+        with self._db.read() as cursor:
+            if not words or not self._exists(cursor, collection):
+                return WordFrequencies({}, 0)
+            fts, chunks = self._tables(collection)
+            return WordFrequencies(self._frequencies(cursor, fts, words), self._chunk_count(cursor, fts, chunks))
 
     def _selective_words(self, cursor: Cursor, fts: str, chunks: str, words: list[str]) -> list[str]:
         """The query's words minus those too common in this collection to rank anything (rarest first)."""

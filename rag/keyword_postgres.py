@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ingest.db import Database
 from rag.keyword import _WORD, query_words, selective_words
-from rag.ports import KeywordHit
+from rag.ports import KeywordHit, WordFrequencies
 
 CONFIG = "english"
 # BM25's parameters, FTS5's defaults.
@@ -52,6 +52,15 @@ class PostgresKeywordIndex:
         with self._db.read() as cursor:
             frequency = self._frequencies(cursor, collection, words)
         return [word for word in words if not frequency[word]]
+
+    def word_frequencies(self, collection: str, query: str) -> WordFrequencies:
+        words = query_words(query)
+        if not words:
+            return WordFrequencies({}, 0)
+        with self._db.read() as cursor:
+            frequency = self._frequencies(cursor, collection, words)
+            total = cursor.execute("SELECT COUNT(*) AS n FROM chunk_keywords WHERE collection = ?", (collection,))
+            return WordFrequencies(frequency, int(total.fetchone()["n"]))
 
     def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
         with self._db.transaction() as cursor:

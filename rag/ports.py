@@ -121,6 +121,15 @@ class KeywordHit:
     score: float  # BM25, higher is better
 
 
+@dataclass(frozen=True, slots=True)
+class WordFrequencies:
+    """How many chunks of a collection hold each word of a query (as the keyword index stems it), and how many
+    chunks the collection has: how rare each word is there."""
+
+    counts: dict[str, int]
+    chunks: int
+
+
 class KeywordSearch(Protocol):
     """A keyword index as retrieval reads it (SQLite FTS5 in rag/keyword.py, PostgreSQL in
     rag/keyword_postgres.py)."""
@@ -136,3 +145,5 @@ class KeywordSearch(Protocol):
     ) -> list[KeywordHit]: ...
 
     def unknown_words(self, collection: str, query: str) -> list[str]: ...
+
+    def word_frequencies(self, collection: str, query: str) -> WordFrequencies: ...

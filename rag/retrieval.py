@@ -18,7 +18,7 @@ from typing import Literal
 from ingest.pipeline import chunk_id
 from ingest.ports import Embedder, MetadataValue
 from ingest.records import DocumentRecords
-from rag.ports import ChunkHit, DocumentHit, KeywordSearch
+from rag.ports import ChunkHit, DocumentHit, KeywordSearch, WordFrequencies
 from rag.store import ChromaStore
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -82,6 +82,10 @@ class Retriever:
     def unknown_words(self, collection: str, query: str) -> list[str]:
         """Words of the query that no chunk of the collection holds (none known without a keyword index)."""
         return self._keywords.unknown_words(collection, query) if self._keywords is not None else []
+
+    def word_frequencies(self, collection: str, query: str) -> WordFrequencies | None:
+        """How rare each of the query's words is in the collection (None without a keyword index)."""
+        return self._keywords.word_frequencies(collection, query) if self._keywords is not None else None
 
     def search(self, collection: str, query: str, k: int = 5, filters: Filters | None = None) -> list[ChunkHit]:
         """Blocking (embedding, SQLite, Chroma): call it from a worker thread in async code."""

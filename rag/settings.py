@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")
     # Evidence (rag/evidence.py): how a citation's quote is chosen, and how much agreement with some source
     # an answer's sentence needs to count as supported. Both chosen by bench/quotes.py on the PDF eval's dev.
-    quote_method: Literal["lexical", "embedding", "both"] = "embedding"
+    quote_method: Literal["lexical", "embedding", "both"] = "both"
     quote_context_sentences: int = Field(default=2, ge=0, le=5, description="Sentences a quote takes on each side.")
     grounding_method: Literal["lexical", "embedding", "both"] = "both"
     # Whole documents: when the documents in scope (those a filter names, or a collection of at most this

@@ -6,7 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rag.evidence import EvidenceFinder, cited_numbers, claims_of, sentences, stems
+from rag.evidence import EvidenceFinder, cited_numbers, claims_of, lexical_agreement, rarity_weights, sentences, stems
+from rag.keyword import KeywordIndex
+from rag.ports import WordFrequencies
 from rag.settings import Settings
 
 LIGHTHOUSE_CHUNK = (
@@ -77,12 +79,62 @@ def test_a_wrong_answer_moves_neither_the_quote_nor_the_order(embedder):
 def test_a_right_answer_lifts_the_source_it_rests_on(embedder):
     """A passage that only restates the question matches it best; the answer's support puts the source that holds
     the answer first."""
-    restated = "When was the Quillhaven lighthouse first lit? Visitors often ask. The tower is open on Sundays."
+    restated = "Visitors often ask when the Quillhaven lighthouse was first lit. The tower is open on Sundays."
     answer = "The Quillhaven lighthouse was first lit on 14 March 1887 by keeper Odalys Brennick."
     sources, scores = {1: restated, 2: LIGHTHOUSE_CHUNK}, {1: 0.6, 2: 0.6}
-    finder = EvidenceFinder(embedder.embed, method="embedding", neighbours=(2, 2))
+    shipped = Settings(_env_file=None)
+    finder = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=(2, 2))
     assert finder.find(QUESTION, "", sources, scores).order == [1, 2]  # by the question alone
     assert finder.find(QUESTION, answer, sources, scores).order == [2, 1]
+    deaf = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=(2, 2), answer_weight=0)
+    assert deaf.find(QUESTION, answer, sources, scores).order == [1, 2]
+
+
+# Every chunk of its collection speaks of argtable's argument types; one sentence here answers the question.
+ARGTABLE_CHUNK = (
+    "Argtable argument types. Each argtable argument type is a struct made by its constructor, such as arg_int0 or "
+    "arg_lit1. The argument types parse integers, doubles, strings, literal flags, files and regular expressions. "
+    "Every argument type keeps a count of the values it parsed. The constructors take short options, long options, "
+    "a data type name and a glossary string. Error messages are printed by arg_print_errors. The glossary is "
+    "printed by arg_print_glossary. Regular expressions need the POSIX regex library. Dates are read with "
+    "strptime, which Microsoft Windows does not provide, so arg_date is missing there."
+)
+
+
+def test_rare_words_of_the_question_choose_the_quote(embedder, tmp_path):
+    """The question's words weigh by their rarity in the collection (counted by the real keyword index): words every
+    chunk holds ("argtable argument types") drew the quote to the chunk's opening, away from the sentence that
+    answers, both by the embedding alone and with every word weighing the same."""
+    keywords = KeywordIndex(tmp_path / "keywords.sqlite3")
+    others = [f"Argtable argument types, part {i}: the parser reads each argument type in turn." for i in range(30)]
+    ids = [f"part-{i}" for i in range(30)] + ["types"]
+    keywords.upsert("argtable", ids, [*others, ARGTABLE_CHUNK], ids)
+    question = "Which argtable argument types are unavailable on Microsoft Windows?"
+    counted = keywords.word_frequencies("argtable", question)
+    keywords.close()
+    assert counted.chunks == 31 and counted.counts["windows"] == 1 and counted.counts["argtable"] == 31
+
+    shipped = Settings(_env_file=None)
+    around = (shipped.quote_context_sentences, shipped.quote_context_sentences)
+    finder = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=around)
+    quote = finder.find(question, "", {1: ARGTABLE_CHUNK}, word_frequencies=counted).sources[1].quote
+    assert "Microsoft Windows does not provide" in quote.text
+    assert ARGTABLE_CHUNK[quote.start : quote.end] == quote.text
+    alike = finder.find(question, "", {1: ARGTABLE_CHUNK}).sources[1].quote
+    by_meaning = EvidenceFinder(embedder.embed, method="embedding", neighbours=around)
+    assert "Windows" not in alike.text
+    assert "Windows" not in by_meaning.find(question, "", {1: ARGTABLE_CHUNK}).sources[1].quote.text
+
+
+def test_word_weights_are_the_collections_inverse_document_frequencies():
+    weights = rarity_weights(WordFrequencies({"windows": 1, "types": 99, "unavailable": 0}, 100))
+    assert weights["window"] > weights["type"] > 0 and weights["unavail"] > weights["window"]
+    asked, sentence = stems("Which types are unavailable on Windows?"), stems("No date type on Windows.")
+    assert lexical_agreement(asked, sentence) == pytest.approx(2 / 3)  # every word alike
+    assert lexical_agreement(asked, sentence, weights) == pytest.approx(
+        (weights["type"] + weights["window"]) / sum(weights.values())
+    )
+    assert rarity_weights(None) is None and rarity_weights(WordFrequencies({}, 0)) is None
 
 
 def test_lexical_quotes_need_no_embedding_model():

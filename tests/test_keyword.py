@@ -86,6 +86,21 @@ def test_word_statistics_follow_writes_at_once(index, open_index):
     assert [h.chunk_id for h in index.search("alpha", "blimp", 5)] == ["d3-0"]
 
 
+def test_word_frequencies_count_the_chunks_holding_each_word(index):
+    """How rare each word of a question is in the collection (evidence weighs the question's words by it): a word's
+    chunks are counted once however often it repeats, under the index's own stemming, and follow writes."""
+    index.upsert("c", ["a-0", "a-1"], ["Gaskets seal the pump. Gasket gasket.", "The pump hums"], ["a", "a"])
+    index.upsert("c", ["b-0"], ["A valve and a pump"], ["b"])
+    index.upsert("other", ["x-0"], ["gasket"], ["x"])
+    counted = index.word_frequencies("c", "Which gasket seals the pump valve, or the zeppelin?")
+    assert counted.chunks == 3
+    assert counted.counts == {"gasket": 1, "seals": 1, "pump": 3, "valve": 1, "zeppelin": 0}
+    index.delete_document("c", "b")
+    assert index.word_frequencies("c", "pump valve").counts == {"pump": 2, "valve": 0}
+    assert index.word_frequencies("c", "pump").chunks == 2
+    assert index.word_frequencies("absent", "pump").chunks == 0
+
+
 def test_ranking_prefers_rarer_and_more_frequent_terms(index):
     index.upsert(
         "c",
