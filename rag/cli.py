@@ -299,7 +299,7 @@ def ask(
     for line in answer_notes(done):
         typer.echo(line)
     if citations:
-        typer.echo("\nSources, best support first:")
+        typer.echo("\nSources, best first:")
         for c in citations:
             typer.echo(citation_line(c))
 

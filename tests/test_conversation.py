@@ -137,7 +137,7 @@ def test_rag_ask_says_when_an_answer_was_cut_off(server):
     )
     assert "could not find" in result.stdout and "[cut off" not in result.stdout
     assert "[cut off: the answer reached its length limit" in long.stdout
-    assert '"' in long.stdout.split("Sources, best support first:")[1]  # each source shows its quote
+    assert '"' in long.stdout.split("Sources, best first:")[1]  # each source shows its quote
 
 
 def test_documents_named_by_a_filter_are_sent_whole_when_they_fit(server):

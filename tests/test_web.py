@@ -172,7 +172,7 @@ def test_upload_ask_and_see_the_cited_page(browser, served, tmp_path):
     answer = ask(browser, LIGHTHOUSE)
     assert "1887" in answer.find_element(By.CSS_SELECTOR, ".answer-text").text
     chips = answer.find_elements(By.CSS_SELECTOR, ".chip")
-    assert chips and "harbour-almanac.pdf, p. 2" in chips[0].text  # best support first
+    assert chips and "harbour-almanac.pdf, p. 2" in chips[0].text  # best first
     shot(browser, "03-answer")
 
     # Open the best source by keyboard: its passage with the quote highlighted, and the page itself.

@@ -532,7 +532,7 @@ function onDone(turn, data) {
   if (data.abstained) {
     return;
   }
-  turn.citations = data.citations; // ranked: best support first, with quotes
+  turn.citations = data.citations; // ranked best first (the quote's match with the question, then support), with quotes
   renderAnswerText(turn, data.grounding || []);
   renderChips(turn, data.citations, "Sources, best first:");
   if (data.finish_reason === "length") {
