@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from cachetools import LRUCache
 
 from rag.keyword import STOPWORDS
 from rag.ports import WordFrequencies
@@ -193,6 +194,28 @@ def quote_windows(spans: list[Span]) -> list[tuple[int, int]]:
         last = index + 1 if len(span.text) < _SHORT_SENTENCE and index + 1 < len(spans) else index
         windows.append((index, last))
     return windows
+
+
+class RecentVectors:
+    """``embed`` with the vectors of the texts it embedded lately kept: a chunk's sentences come back with every
+    question that cites the chunk (a follow-up, most often), and their embedding is nearly all of the evidence's
+    time on a CPU. Bounded (least recently used first out) and safe for threads answering side by side."""
+
+    def __init__(self, embed: Embed, max_texts: int):
+        self._embed = embed
+        self._vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=max_texts)
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            known = {text: self._vectors.get(text) for text in texts}
+        missing = [text for text, vector in known.items() if vector is None]
+        if missing:
+            fresh = np.asarray(self._embed(missing), dtype=np.float32)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._vectors[text] = known[text] = vector
+        return np.stack([known[text] for text in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
 class EvidenceFinder:

@@ -20,7 +20,7 @@ from ingest.records import DocumentRecords
 from ingest.service import IngestService
 from ingest.worker import IngestWorker, WorkerDeps
 from rag.documents import WholeDocuments
-from rag.evidence import EvidenceFinder
+from rag.evidence import EvidenceFinder, RecentVectors
 from rag.keyword import HybridChunkStore, KeywordIndex
 from rag.keyword_postgres import PostgresKeywordIndex
 from rag.local_llm import LocalVLLM
@@ -32,6 +32,8 @@ from rag.settings import Settings
 from rag.store import ChromaStore
 
 log = logging.getLogger(__name__)
+# Sentences (and questions) whose vectors the evidence keeps: ~3 KB each with mpnet, ~12 MB in all.
+EVIDENCE_VECTORS_KEPT = 4096
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -86,6 +88,7 @@ class Runtime:
         self.embedder: Embedder | None = embedder
         self._parse_pool: ParsePool | None = None
         self._query_embedder: BatchingEmbedder | None = None
+        self._evidence_vectors: RecentVectors | None = None
         self._events = events
         self.worker: IngestWorker | None = None
         self.startup_error: str | None = None
@@ -139,6 +142,7 @@ class Runtime:
                 self.embedder = load_embedder(self.settings)
             # Questions asked at the same time share one forward pass (rag/query_batching.py).
             self._query_embedder = BatchingEmbedder(self.embedder)
+            self._evidence_vectors = RecentVectors(self._query_embedder.embed, EVIDENCE_VECTORS_KEPT)
             self.worker = IngestWorker(
                 WorkerDeps.of(self.ingest),
                 self.make_pipeline(self.embedder),
@@ -203,10 +207,10 @@ class Runtime:
         return WholeDocuments(self.records, self.store, max_documents=self.settings.whole_documents_max_documents)
 
     def evidence_finder(self) -> EvidenceFinder:
-        if self._query_embedder is None:
+        if self._evidence_vectors is None:
             raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
         return EvidenceFinder(
-            self._query_embedder.embed,
+            self._evidence_vectors,
             method=self.settings.quote_method,
             grounding_method=self.settings.grounding_method,
             support_threshold=self.settings.grounding_threshold,

@@ -6,7 +6,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rag.evidence import EvidenceFinder, cited_numbers, claims_of, lexical_agreement, rarity_weights, sentences, stems
+from rag.evidence import (
+    EvidenceFinder,
+    RecentVectors,
+    cited_numbers,
+    claims_of,
+    lexical_agreement,
+    rarity_weights,
+    sentences,
+    stems,
+)
 from rag.keyword import KeywordIndex
 from rag.ports import WordFrequencies
 from rag.settings import Settings
@@ -135,6 +144,43 @@ def test_word_weights_are_the_collections_inverse_document_frequencies():
         (weights["type"] + weights["window"]) / sum(weights.values())
     )
     assert rarity_weights(None) is None and rarity_weights(WordFrequencies({}, 0)) is None
+
+
+def test_recent_vectors_embed_each_sentence_once_and_change_nothing(embedder):
+    """The service keeps the vectors of the sentences it embedded lately (a cited chunk's sentences come back with
+    the next question about it): the same evidence as embedding afresh, without embedding them again."""
+    embedded: list[str] = []
+
+    def counting(texts):
+        embedded.extend(texts)
+        return embedder.embed(texts)
+
+    kept = RecentVectors(counting, max_texts=1000)
+    sources, scores = {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK}, {1: 0.5, 2: 0.45}
+    answer = "The Quillhaven lighthouse was first lit in 1887 [2]."
+    afresh = EvidenceFinder(embedder.embed, neighbours=(2, 2)).find(QUESTION, answer, sources, scores)
+    finder = EvidenceFinder(kept, neighbours=(2, 2))
+    first = finder.find(QUESTION, answer, sources, scores)
+    assert len(embedded) == len(set(embedded)) > 4
+    embedded.clear()
+    follow_up = "Who was its keeper?"
+    again = finder.find(follow_up, "Odalys Brennick kept it [2].", sources, scores)
+    assert embedded == [follow_up, "Odalys Brennick kept it ."]  # only the new question and answer
+    assert first == afresh
+    fresh_again = EvidenceFinder(embedder.embed, neighbours=(2, 2)).find(
+        follow_up, "Odalys Brennick kept it [2].", sources, scores
+    )
+    # Padded in other batches, the vectors may differ in the last float bits: compare what a person reads.
+    assert again.order == fresh_again.order
+
+    def spans(evidence):
+        return [(q.start, q.end) if (q := evidence.sources[n].quote) else None for n in evidence.order]
+
+    assert spans(again) == spans(fresh_again) and spans(again)[0] is not None
+    small = RecentVectors(counting, max_texts=2)
+    small(["a", "b", "c"])
+    embedded.clear()
+    assert small(["c", "a"]).shape[0] == 2 and embedded == ["a"]  # bounded: the oldest went first
 
 
 def test_lexical_quotes_need_no_embedding_model():
