@@ -239,6 +239,8 @@ class EvidenceFinder:
         self._grounding_method = grounding_method
         self._threshold = support_threshold
         self._before, self._after = neighbours  # sentences a quote takes around the one that matched
+        # Word stems are needed only when a method compares them.
+        self._uses_stems = bool({method, grounding_method} & {"lexical", "both"})
         self._question_weight = question_weight
         self._answer_weight = answer_weight
 
@@ -271,16 +273,20 @@ class EvidenceFinder:
         # The quote answers the question, whatever the answer says: a small model's answer is often wrong, and
         # its words then pulled the quote away from the sentence that answers (README, "Evidence").
         queries = [question] + [strip_markers(claim.text) for claim in claims]
-        lexical, cosine = self._agreements(queries, cores)
+        # Each sentence is stemmed once; a window's stems (its own sentences', or its whole quote's) are their union.
+        sentence_stems = {
+            n: [stems(span.text) for span in spans] if self._uses_stems else [] for n, spans in chunk_sentences.items()
+        }
+
+        def stems_of(n: int, first: int, last: int) -> set[str]:
+            return set().union(*sentence_stems[n][first : last + 1])
+
+        lexical, cosine = self._agreements(queries, cores, [stems_of(n, *core) for n, core, _, _ in windows])
         if lexical is not None:
             # The question's words are looked for in the whole quote a window would give, each counted by its
             # rarity; the meaning (cosine) is the window's own sentence's.
             weights, asked = rarity_weights(word_frequencies), stems(question)
-            sentence_stems = {n: [stems(span.text) for span in spans] for n, spans in chunk_sentences.items()}
-            lexical[0] = [
-                lexical_agreement(asked, set().union(*sentence_stems[n][low : high + 1]), weights)
-                for n, _, (low, high), _ in windows
-            ]
+            lexical[0] = [lexical_agreement(asked, stems_of(n, *around), weights) for n, _, around, _ in windows]
         # Row 0 (the quote) by the quote method, the answer's sentences (grounding) by the grounding method.
         similarity = np.vstack(
             [combine(self._method, lexical, cosine)[:1], combine(self._grounding_method, lexical, cosine)[1:]]
@@ -329,14 +335,15 @@ class EvidenceFinder:
         )
         return Evidence(evidence, order, grounding)
 
-    def _agreements(self, queries: list[str], candidates: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _agreements(
+        self, queries: list[str], candidates: list[str], candidate_stems: list[set[str]]
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(queries x candidates) shared-stem agreement and cosine, each computed once and only when one of
         the two methods uses it."""
         methods = {self._method, self._grounding_method}
         lexical = cosine = None
-        if methods & {"lexical", "both"}:
+        if self._uses_stems:
             query_stems = [stems(text) for text in queries]
-            candidate_stems = [stems(text) for text in candidates]
             lexical = np.array(
                 [[lexical_agreement(q, c) for c in candidate_stems] for q in query_stems], dtype=np.float32
             ).reshape(len(queries), len(candidates))
