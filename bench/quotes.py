@@ -42,10 +42,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from rag.evaluation import ingest_folder
-from rag.evidence import ANSWER_WEIGHT, QUESTION_WEIGHT, EvidenceFinder, sentences
+from rag.evidence import ANSWER_WEIGHT, QUESTION_WEIGHT, EvidenceFinder, RecentVectors, sentences
 from rag.runtime import Runtime
 from rag.settings import Settings
 
@@ -53,18 +51,6 @@ PDF_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "pdf"
 METHODS = ("lexical", "embedding", "both")
 UNWEIGHTED = "both, +2 around, words alike"
 PREVIOUS = "previous default"
-
-
-class CachedEmbed:
-    def __init__(self, embed):
-        self._embed = embed
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def __call__(self, texts):
-        missing = list(dict.fromkeys(text for text in texts if text not in self._vectors))
-        if missing:
-            self._vectors.update(zip(missing, self._embed(missing), strict=True))
-        return np.stack([self._vectors[text] for text in texts])
 
 
 def letters(text: str) -> str:
@@ -103,7 +89,8 @@ def main() -> None:
             retriever = runtime.retriever()
             hits = {q["id"]: retriever.search("quotes", q["question"], args.top_k) for q in questions}
             rarity = {q["id"]: retriever.word_frequencies("quotes", q["question"]) for q in questions}
-            embed = CachedEmbed(runtime.embedder.embed)  # every variant embeds the same sentences
+            # Every variant embeds the same sentences: each is embedded once for the whole run.
+            embed = RecentVectors(runtime.embedder.embed, max_texts=1_000_000)
             finders = {m: EvidenceFinder(embed, method="both", grounding_method=m) for m in METHODS}
             variants = {
                 f"{m}, {label}": EvidenceFinder(embed, method=m, neighbours=around)
