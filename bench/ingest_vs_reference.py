@@ -13,7 +13,7 @@ all-MiniLM-L6-v2 on the CPU, and langchain-chroma's Chroma.from_documents (embed
 the real service pipeline (store upload, parse, chunk, embed, write vectors and keywords) with its
 defaults, plus the floor: embedding our own chunk texts alone. Each run is a fresh process (model load
 not timed, one warm-up embedding first), ours and the reference alternate, and medians are compared.
-Needs `pip install -e '.[bench]'`. Writes bench/results/ingest_vs_reference.json.
+Needs the bench extra, which `make setup` installs. Writes bench/results/ingest_vs_reference.json.
 """
 
 from __future__ import annotations

