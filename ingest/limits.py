@@ -26,5 +26,14 @@ class IngestLimits:
     max_page_chars: int = 100_000
     max_document_chars: int = 10_000_000
     max_document_chunks: int = 20_000
+    # Work bounds, checked before the expensive step where a library allows it, and a time bound on the
+    # whole parse for what they miss (ingest/parse_pool.py).
+    parse_timeout_s: float = 900.0
+    max_pdf_pages: int = 10_000
+    max_pdf_page_content_bytes: int = 4 * 1024 * 1024
+    max_docx_bytes: int = 256 * 1024 * 1024
+    max_docx_members: int = 10_000
+    max_markup_bytes: int = 32 * 1024 * 1024
+    max_markup_depth: int = 256
     # How scanned pages and images are read (RAG_OCR_*), with the OCR limits among them.
     ocr: OcrOptions = field(default_factory=OcrOptions)

@@ -40,6 +40,9 @@ class OcrOptions:
     page_seconds: float = 60.0
     dpi: int = 300
     tesseract_cmd: str = "tesseract"
+    # Pixels of one image, frame or drawn page (RAG_MAX_IMAGE_PIXELS): a PNG of a few hundred KB can declare
+    # gigapixels, all allocated when it is decoded. Pillow's own bound is this, as an error.
+    max_pixels: int = 180_000_000
 
 
 class OcrUnavailable(DocumentError):
@@ -64,6 +67,14 @@ def require_tesseract(options: OcrOptions, what: str) -> None:
 def blank(greyscale_image) -> bool:
     darkest, lightest = greyscale_image.getextrema()
     return lightest - darkest < BLANK_CONTRAST
+
+
+def check_pixels(width: int, height: int, options: OcrOptions, what: str) -> None:
+    if width * height > options.max_pixels:
+        raise DocumentError(
+            f"{what} has {width:,} x {height:,} pixels; at most {options.max_pixels:,} are read from one image"
+            " (RAG_MAX_IMAGE_PIXELS)"
+        )
 
 
 def read_image(image, options: OcrOptions) -> str:
@@ -120,6 +131,8 @@ class PdfPageReader:
                     raise DocumentError(f"the PDF's pages cannot be drawn for OCR: {exc}") from exc
             page = self._document[number - 1]
             try:
+                width, height = (round(side * self._options.dpi / 72) for side in page.get_size())
+                check_pixels(width, height, self._options, f"page {number}, drawn at {self._options.dpi} dpi,")
                 bitmap = page.render(scale=self._options.dpi / 72, grayscale=True)
                 try:
                     image = bitmap.to_pil().copy()  # PDFium's buffer is freed with the bitmap

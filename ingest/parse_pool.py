@@ -1,9 +1,15 @@
-"""Parsing in worker processes, with the page progress a parse in this process gives.
+"""Parsing in worker processes, with the page progress a parse in this process gives, and a time limit.
 
 Processes take parsing out of this process's GIL: a thread that parses here holds it most of the time, and
 the embedder (whose PyTorch calls come back to Python between operations) and the API wait for it. Each
 process reports pages read through one queue, handed to it when it starts; a thread here routes each report
 to the callback of the document it is about.
+
+Processes also make parsing stoppable, which a thread is not. A pathological document can cost far more to
+parse than its size suggests (a 51 KB PDF once held pypdf for 380 s); past ``IngestLimits.parse_timeout_s``
+its process is stopped and replaced, and the document fails with a reason that names RAG_PARSE_TIMEOUT_S.
+The pool is pebble's: it times each task from when a process starts it (not while it waits its turn), and
+stops and replaces only the process that ran over, or died, while the others go on with their documents.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+from pebble import ProcessExpired, ProcessPool
 
 from ingest.detect import DocType
 from ingest.errors import DocumentError
@@ -29,6 +36,10 @@ log = logging.getLogger(__name__)
 REPORTS_GRACE_SECONDS = 5.0
 
 
+class ParseTimedOut(DocumentError):
+    pass
+
+
 class ParsePool:
     def __init__(self, processes: int):
         # spawn, not fork: this process already runs threads (the server, PyTorch's pools).
@@ -38,23 +49,30 @@ class ParsePool:
         self._pool = self._new_pool()
         self._pool_lock = threading.Lock()
         self._listeners: dict[str, tuple[PageCallback | None, threading.Event]] = {}
+        self._started: list[int] = []
         self._lock = threading.Lock()
         self._router = threading.Thread(target=self._route, name="parse-reports", daemon=True)
         self._router.start()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.processes,
-            mp_context=self._context,
+    def _new_pool(self) -> ProcessPool:
+        return ProcessPool(
+            max_workers=self.processes,
             initializer=_start_in_pool,
             initargs=(self._reports, os.getpid()),
+            context=self._context,
         )
 
     def warm_up(self) -> None:
         """Start the processes now (a spawned one takes a second or two to import), not with the first
         document."""
-        for _ in range(self.processes):  # each task that finds no idle process starts one
-            self._pool.submit(int)
+        for _ in range(self.processes):
+            self._pool.schedule(int)
+
+    def process_ids(self) -> list[int]:
+        """The pool's processes that are running now (a stopped one is replaced by a new one)."""
+        with self._lock:
+            self._started = [pid for pid in self._started if _running(pid)]
+            return list(self._started)
 
     def parse(
         self, path: Path, doc_type: DocType, limits: IngestLimits, on_page: PageCallback | None = None
@@ -62,37 +80,48 @@ class ParsePool:
         """As parsers.parse, in one of the pool's processes; ``on_page`` runs in this process's router
         thread, in page order, every call before this returns.
 
-        A process that dies (killed for memory, say) breaks the whole pool, and every document in it at the
-        time: the pool is started again and each of them is tried once more, so only a document that kills
-        its process twice fails."""
+        A process that dies (killed for memory, say) is replaced, and its document tried once more, so only a
+        document that kills its process twice fails. One that runs past its time fails at once. A process that
+        dies idle leaves pebble's pool broken ("All workers expired"): a new pool takes its place."""
         for _ in range(2):
             pool = self._pool
             try:
                 return self._parse_in(pool, path, doc_type, limits, on_page)
+            except ProcessExpired as exc:
+                log.warning("a parsing process died while reading %s (%s); trying it once more", path.name, exc)
             except BrokenProcessPool:
                 self._replace(pool, path)
-            except RuntimeError:  # "cannot schedule new futures after shutdown"
-                if pool is self._pool:
-                    raise
-                # Another document found this pool broken and replaced it while this one was submitting.
         raise DocumentError("reading this document stopped the parsing process twice (out of memory?)")
 
-    def _replace(self, broken: ProcessPoolExecutor, path: Path) -> None:
+    def _replace(self, broken: ProcessPool, path: Path) -> None:
         with self._pool_lock:
             if self._pool is broken:  # the first of its documents to get here starts the new one
-                log.warning("a parsing process died while reading %s; starting the pool again", path.name)
-                broken.shutdown(wait=False, cancel_futures=True)
+                log.warning("the parsing pool broke while reading %s; starting it again", path.name)
+                broken.stop()
                 self._pool = self._new_pool()
 
     def _parse_in(
-        self, pool: ProcessPoolExecutor, path: Path, doc_type: DocType, limits: IngestLimits, on_page
+        self, pool: ProcessPool, path: Path, doc_type: DocType, limits: IngestLimits, on_page: PageCallback | None
     ) -> ParsedDocument:
         task = uuid.uuid4().hex
         reported = threading.Event()
         with self._lock:
             self._listeners[task] = (on_page, reported)
         try:
-            parsed = pool.submit(_parse, task, path, doc_type, limits, on_page is not None).result()
+            try:
+                future = pool.schedule(
+                    _parse, args=(task, path, doc_type, limits, on_page is not None), timeout=limits.parse_timeout_s
+                )
+            except RuntimeError as exc:  # pebble's pool broke, or another document found it broken and stopped it
+                raise BrokenProcessPool(str(exc)) from exc
+            try:
+                parsed = future.result()
+            except TimeoutError:
+                log.warning("parsing %s ran past %g s; its process was stopped", path.name, limits.parse_timeout_s)
+                raise ParseTimedOut(
+                    f"parsing the document took longer than {limits.parse_timeout_s:g} s, the most one document"
+                    " may take (RAG_PARSE_TIMEOUT_S); it was stopped"
+                ) from None
             if not reported.wait(REPORTS_GRACE_SECONDS):
                 log.warning("the last reports of parsing %s did not arrive", path.name)
             return parsed
@@ -106,6 +135,10 @@ class ParsePool:
             if report is None:
                 return
             task, kind, payload = report
+            if kind == "started":
+                with self._lock:
+                    self._started.append(payload)
+                continue
             with self._lock:
                 listener = self._listeners.get(task)
             if listener is None:  # its parse has failed, and its caller has gone
@@ -120,8 +153,16 @@ class ParsePool:
                 log.exception("a parse report could not be handled")
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.stop()
+        self._pool.join()
         self._reports.put(None)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 # --- in the pool's processes ----------------------------------------------------------------------------
@@ -142,6 +183,7 @@ def _start_in_pool(queue, parent: int) -> None:
     global _report_queue
     _report_queue = queue
     threading.Thread(target=_leave_with, args=(parent,), name="parent-watch", daemon=True).start()
+    _report("", "started", os.getpid())
 
 
 def _leave_with(parent: int) -> None:

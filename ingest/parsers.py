@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from ingest.ocr import (
     INSTALL_HINT,
     OcrUnavailable,
     PdfPageReader,
+    check_pixels,
     read_image,
     require_tesseract,
     tesseract_available,
@@ -172,7 +175,7 @@ def _page_text(page, max_chars: int, repair_cut_words: _CutWordRepair) -> str:
 
 def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = None) -> ParsedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(path)
@@ -183,10 +186,18 @@ def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = 
                     raise DocumentError("the PDF is encrypted and needs a password")
             except (FileNotDecryptedError, NotImplementedError) as exc:
                 raise DocumentError("the PDF is encrypted and needs a password") from exc
+        # The page tree's own count, read before pypdf walks the tree: 100,000 pages fit in 800 KB.
+        declared = _declared_page_count(reader)
+        if declared > limits.max_pdf_pages:
+            raise too_many_pages(f"{declared:,}", limits)
         pages = reader.pages
         page_count = len(pages)
+        if page_count > limits.max_pdf_pages:  # a count that lied
+            raise too_many_pages(f"{page_count:,}", limits)
     except DocumentError:
         raise
+    except LimitReachedError as exc:  # pypdf's own bounds (its page tree, arrays, streams)
+        raise DocumentError(f"the PDF goes past a bound of the PDF reader: {exc}") from exc
     except (PdfReadError, FileNotDecryptedError) as exc:
         raise DocumentError(f"the PDF is damaged or truncated: {exc}") from exc
     except Exception as exc:  # pypdf raises bare TypeError/KeyError/... on some corrupt files
@@ -202,7 +213,11 @@ def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = 
     try:
         for number in range(1, page_count + 1):
             try:
-                text = _page_text(pages[number - 1], limits.max_page_chars, repair_cut_words)
+                page = pages[number - 1]
+                _check_content_size(page, number, limits)
+                text = _page_text(page, limits.max_page_chars, repair_cut_words)
+            except DocumentError:
+                raise
             except _PageTooLong:
                 raise DocumentError(
                     f"page {number} has more than {limits.max_page_chars:,} characters of text, the most read from"
@@ -232,6 +247,56 @@ def _parse_pdf(path: Path, limits: IngestLimits, on_page: PageCallback | None = 
     return ParsedDocument(_split_by_outline(sections, _outline(reader)), pages=page_count, title=_pdf_title(reader))
 
 
+def _declared_page_count(reader) -> int:
+    """The /Count of the page tree's root; 0 where it is missing or damaged (pypdf may still find pages)."""
+    try:
+        return int(reader.trailer["/Root"].get_object()["/Pages"].get_object().get("/Count", 0))
+    except Exception:
+        return 0
+
+
+def too_many_pages(pages: str, limits: IngestLimits) -> DocumentError:
+    return DocumentError(
+        f"the PDF has {pages} pages; at most {limits.max_pdf_pages:,} are read from one document"
+        " (RAG_MAX_PDF_PAGES): split it into smaller files"
+    )
+
+
+def _check_content_size(page, number: int, limits: IngestLimits) -> None:
+    """Refuse a page whose content stream is too large to parse, before pypdf parses it: a few KB on disk can
+    inflate to megabytes of operators (seen: 51 KB to 20 MB, 380 s in extract_text), each costing Python
+    time even when it shows no text. Real pages seen: at most 0.22 MB (1,700 pages of 20 manuals). The forms a
+    page draws count with it (one level: a form in a form is left to the time bound)."""
+    from pypdf.errors import LimitReachedError
+    from pypdf.generic import ArrayObject
+
+    limit = limits.max_pdf_page_content_bytes
+    too_large = DocumentError(
+        f"page {number}'s drawing instructions (its content stream) inflate to more than {limit / 2**20:g} MB,"
+        " the most read from one page (RAG_MAX_PDF_PAGE_CONTENT_MB)"
+    )
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else ArrayObject()
+    streams = list(contents) if isinstance(contents, ArrayObject) else [contents]
+    # The forms the page draws (Form XObjects) are content streams too, which extract_text parses in turn.
+    resources = _resolved(page.get("/Resources"))
+    for drawn in _resolved(resources.get("/XObject")).values():
+        if (drawn := drawn.get_object()).get("/Subtype") == "/Form":
+            streams.append(drawn)
+    size = 0
+    for stream in streams:
+        try:
+            size += len(stream.get_object().get_data())
+        except LimitReachedError:  # pypdf stops inflating a stream at its own bound (75 MB)
+            raise too_large from None
+        if size > limit:
+            raise too_large
+
+
+def _resolved(value) -> dict:
+    return value.get_object() if value is not None else {}
+
+
 def _wants_ocr(text: str, limits: IngestLimits) -> bool:
     """Whether a page is read by OCR: every page when forced; with ``auto``, a page without usable text, when
     Tesseract is there (without it the page is kept as it is, and a document of such pages fails saying
@@ -253,9 +318,19 @@ def _parse_image(path: Path, doc_type: DocType, limits: IngestLimits, on_page: P
     from PIL import Image, ImageSequence, UnidentifiedImageError
 
     require_tesseract(limits.ocr, doc_type.label.removeprefix("a ").capitalize())
+    # Pillow checks an image's size when it opens it; past MAX_IMAGE_PIXELS it only warns (and refuses at
+    # twice that): here the bound is RAG_MAX_IMAGE_PIXELS, and an error.
+    Image.MAX_IMAGE_PIXELS = limits.ocr.max_pixels
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
         frames = max(1, getattr(image, "n_frames", 1))
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise DocumentError(
+            f"the image declares more than {limits.ocr.max_pixels:,} pixels, the most read from one image"
+            " (RAG_MAX_IMAGE_PIXELS)"
+        ) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise DocumentError(f"the image is damaged and cannot be read: {exc}") from exc
     if frames > limits.ocr.max_pages:
@@ -266,6 +341,7 @@ def _parse_image(path: Path, doc_type: DocType, limits: IngestLimits, on_page: P
     sections = []
     try:
         for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+            check_pixels(*frame.size, limits.ocr, f"frame {number}")  # Pillow checks only the first
             sections.append(Section(normalise(read_image(frame, limits.ocr)), page=number, ocr=True))
             if on_page is not None:
                 on_page(number, frames)
@@ -337,6 +413,7 @@ def _split_by_outline(pages: list[Section], outline: list[tuple[int, int, str]])
 def _parse_docx(path: Path, limits: IngestLimits) -> ParsedDocument:
     import docx
 
+    _check_zip(path, limits)
     try:
         document = docx.Document(str(path))
     except Exception as exc:  # python-docx surfaces zip/XML errors of many kinds
@@ -358,6 +435,28 @@ def _parse_docx(path: Path, limits: IngestLimits) -> ParsedDocument:
     return ParsedDocument([section for section in sections if section.text], title=title)
 
 
+def _check_zip(path: Path, limits: IngestLimits) -> None:
+    """Refuse a zip bomb from its central directory, before anything is inflated: a 1.3 MB DOCX that
+    inflates to 512 MB took 130 s to fail on its text's length. zipfile stops each part at its declared
+    size, so declared sizes bound the work."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DocumentError(f"the Word document is damaged and cannot be read ({type(exc).__name__})") from exc
+    if len(parts) > limits.max_docx_members:
+        raise DocumentError(
+            f"the Word document has {len(parts):,} parts; at most {limits.max_docx_members:,} are read"
+            " (RAG_MAX_DOCX_MEMBERS)"
+        )
+    inflated = sum(part.file_size for part in parts)
+    if inflated > limits.max_docx_bytes:
+        raise DocumentError(
+            f"the Word document inflates to {inflated / 2**20:,.0f} MB; at most {limits.max_docx_bytes / 2**20:g}"
+            " MB are read (RAG_MAX_DOCX_MB)"
+        )
+
+
 def _heading_level(paragraph) -> int | None:
     """1 for "Heading 1" (and "Title"), 2 for "Heading 2", ...; None for body text."""
     name = (paragraph.style.name if paragraph.style is not None else "") or ""
@@ -376,11 +475,94 @@ def _sections_of_html(html: bytes | str) -> ParsedDocument:
 
 
 def _parse_html(path: Path, limits: IngestLimits) -> ParsedDocument:
-    return _sections_of_html(path.read_bytes())
+    _check_markup_size(path, limits)
+    html = path.read_bytes()
+    _check_nesting(html, limits)
+    return _sections_of_html(html)
 
 
 def _parse_markdown(path: Path, limits: IngestLimits) -> ParsedDocument:
-    return _sections_of_html(markdown_html(_read_text(path)))
+    # Markdown's own nesting is capped by markdown-it (100,000 nested quotes render in ~2 s); the HTML it
+    # renders, raw HTML blocks included, is checked as any HTML is.
+    _check_markup_size(path, limits)
+    html = markdown_html(_read_text(path))
+    _check_nesting(html, limits)
+    return _sections_of_html(html)
+
+
+def _check_markup_size(path: Path, limits: IngestLimits) -> None:
+    size = path.stat().st_size
+    if size > limits.max_markup_bytes:
+        raise DocumentError(
+            f"the file has {size / 2**20:,.1f} MB of markup; at most {limits.max_markup_bytes / 2**20:g} MB are read"
+            " from one HTML or Markdown file (RAG_MAX_MARKUP_MB): split it into smaller files"
+        )
+
+
+# Elements that never nest (void), and those whose end tag may be left out, which would otherwise count as
+# ever deeper in a page that leaves them open (<p>, <li>, <td> ... without their end tags).
+_FLAT_TAGS = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "tr",
+        "td",
+        "th",
+        "option",
+        "optgroup",
+        "rb",
+        "rt",
+        "rtc",
+        "rp",
+        "thead",
+        "tbody",
+        "tfoot",
+        "colgroup",
+        "html",
+        "head",
+        "body",
+    ]
+)
+_TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^>]*?(/?)>")
+
+
+def _check_nesting(html: bytes | str, limits: IngestLimits) -> None:
+    """Refuse markup nested deeper than RAG_MAX_MARKUP_DEPTH before it is parsed: the HTML reader walks the
+    tree recursively, and 200,000 nested <div>s (2 MB) end in a RecursionError after 5 s. The depth is
+    counted from the tags alone, as an upper bound of the tree's."""
+    data = html.encode("utf-8", "replace") if isinstance(html, str) else html
+    depth = deepest = 0
+    for tag in _TAG.finditer(data):
+        closing, name, self_closing = tag.groups()
+        if self_closing or name.lower().decode("ascii") in _FLAT_TAGS:
+            continue
+        if closing:
+            depth = max(0, depth - 1)
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limits.max_markup_depth:
+                raise DocumentError(
+                    f"the markup nests elements more than {limits.max_markup_depth} deep, the most read"
+                    " (RAG_MAX_MARKUP_DEPTH)"
+                )
 
 
 # --- plain text ------------------------------------------------------------------------------------------

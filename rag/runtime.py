@@ -176,6 +176,8 @@ class Runtime:
             self._parse_pool = ParsePool(processes)
             self._parse_pool.warm_up()
             log.info("parsing documents in %d processes", processes)
+        elif not processes:
+            log.warning("parsing documents in threads (RAG_PARSE_PROCESSES=0): RAG_PARSE_TIMEOUT_S cannot stop them")
         return DocumentPipeline(
             embedder,
             self.chunk_store,

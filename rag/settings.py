@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(default=10_000_000, ge=1000, description="Text read from one document.")
     max_document_chunks: int = Field(default=20_000, ge=1, description="Chunks stored for one document.")
     max_filter_documents: int = Field(default=1000, ge=1, le=10_000, description="Ids in filters.document_ids.")
+    # What a document may cost to parse (README, Limits): a few KB can inflate to megabytes of PDF operators,
+    # gigapixels or a zip a thousand times its size. Each is checked before the expensive step; the time
+    # bound stops what they miss (a 1,158-page manual parses in ~60 s here; a 200-page scan, OCR'd, in ~800 s).
+    parse_timeout_s: float = Field(
+        default=900.0, gt=0, le=86_400, description="Time to parse one document, in a parsing process."
+    )
+    max_pdf_pages: int = Field(default=10_000, ge=1, description="Pages in one PDF.")
+    max_pdf_page_content_mb: float = Field(
+        default=4.0, gt=0, description="One PDF page's content stream, decompressed (real pages: <0.25 MB)."
+    )
+    max_image_pixels: int = Field(default=180_000_000, ge=1_000_000, description="Pixels in one image or frame.")
+    max_docx_mb: int = Field(default=256, ge=1, description="A Word document's parts, uncompressed.")
+    max_docx_members: int = Field(default=10_000, ge=10, description="Parts in one Word document.")
+    max_markup_mb: int = Field(default=32, ge=1, description="One HTML or Markdown file.")
+    max_markup_depth: int = Field(default=256, ge=16, le=10_000, description="Nesting in HTML or Markdown.")
     write_batch_size: int = Field(default=64, ge=1, le=5000, description="Chunks embedded and written at once.")
     parse_processes: int | None = Field(
         default=None,
@@ -231,6 +246,13 @@ class Settings(BaseSettings):
             max_page_chars=self.max_page_chars,
             max_document_chars=self.max_document_chars,
             max_document_chunks=self.max_document_chunks,
+            parse_timeout_s=self.parse_timeout_s,
+            max_pdf_pages=self.max_pdf_pages,
+            max_pdf_page_content_bytes=int(self.max_pdf_page_content_mb * 1024 * 1024),
+            max_docx_bytes=self.max_docx_mb * 1024 * 1024,
+            max_docx_members=self.max_docx_members,
+            max_markup_bytes=self.max_markup_mb * 1024 * 1024,
+            max_markup_depth=self.max_markup_depth,
             ocr=OcrOptions(
                 mode=self.ocr,
                 languages=self.ocr_languages,
@@ -238,6 +260,7 @@ class Settings(BaseSettings):
                 page_seconds=self.ocr_page_seconds,
                 dpi=self.ocr_dpi,
                 tesseract_cmd=self.ocr_tesseract_cmd,
+                max_pixels=self.max_image_pixels,
             ),
         )
 
