@@ -13,7 +13,7 @@ LOCK_INPUTS := pyproject.toml --extra dev --extra local-llm --extra bench --extr
 TORCH_INDEX ?= $(if $(PIP_FIND_LINKS),,https://download.pytorch.org/whl/cpu)
 TORCH_SOURCE := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),--find-links $(PIP_FIND_LINKS))
 
-.PHONY: setup lock lock-check ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets
+.PHONY: setup lock lock-check ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-down
 
 setup: $(VENV)/.installed ocr
 
@@ -103,3 +103,12 @@ format:
 
 bench-ingest: setup
 	$(PY) bench/ingest_throughput.py $(FOLDER)
+
+# The CPU stack in Docker, for real (compose.cpu.yaml): the engine started if none answers, local stand-in
+# images made where no registry can be reached, the images built, the stack up and healthy
+# (deploy/compose-cpu.sh). `make compose-cpu-down ARGS=-v` also removes its volumes.
+compose-cpu:
+	bash deploy/compose-cpu.sh up
+
+compose-cpu-down:
+	bash deploy/compose-cpu.sh down $(ARGS)

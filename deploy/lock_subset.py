@@ -7,6 +7,7 @@ roots pyproject.toml names, and prints those entries unchanged, hashes included,
 `pip install --no-deps --require-hashes`. Nothing is resolved again, so the subset is the lock's versions.
 
     python deploy/lock_subset.py requirements.lock pyproject.toml [--extra NAME ...] [--without NAME ...]
+    python deploy/lock_subset.py requirements.lock pyproject.toml --package chromadb   # one package's part
 
 Standard library only: it runs in a bare build stage, before anything is installed.
 """
@@ -67,10 +68,14 @@ def roots(pyproject: dict, extras: list[str]) -> list[str]:
     return [canonical(NAME.match(text).group(1)) for text in texts]
 
 
-def subset(lock_text: str, pyproject: dict, extras: list[str], without: list[str] = ()) -> str:
+def subset(
+    lock_text: str, pyproject: dict, extras: list[str], without: list[str] = (), packages: list[str] = ()
+) -> str:
+    """The lock's entries that the project's dependencies and ``extras`` need, or, given ``packages``, that
+    those packages need (a Chroma server image needs chromadb's part, not the project's)."""
     blocks, needs = parse_lock(lock_text)
     left_out = {canonical(name) for name in without}
-    wanted = roots(pyproject, extras)
+    wanted = [canonical(name) for name in packages] if packages else roots(pyproject, extras)
     missing = [name for name in wanted if name not in blocks]
     if missing:
         raise SystemExit(f"not in the lock: {', '.join(missing)}; run 'make lock'")
@@ -90,9 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("pyproject", type=Path)
     parser.add_argument("--extra", action="append", default=[], help="an extra of pyproject.toml to include")
     parser.add_argument("--without", action="append", default=[], help="a package to leave out; what it needs stays in")
+    parser.add_argument("--package", action="append", default=[], help="a locked package to start from instead")
     args = parser.parse_args(argv)
     pyproject = tomllib.loads(args.pyproject.read_text())
-    sys.stdout.write(subset(args.lock.read_text(), pyproject, args.extra, args.without))
+    sys.stdout.write(subset(args.lock.read_text(), pyproject, args.extra, args.without, args.package))
 
 
 if __name__ == "__main__":

@@ -97,13 +97,21 @@ def test_cpu_variant_runs_the_embedded_vllm_without_a_gpu():
     assert api["build"]["target"] == "cpu"
     assert "RAG_LLM_BASE_URL" not in api["environment"]  # unset: the API starts its own CPU vLLM
     assert "deploy" not in api and api["command"][:2] == ["rag", "serve"]
+    # Found by running it (make compose-cpu): vLLM's CPU engine needs more /dev/shm than Docker's 64 MiB.
+    assert api["shm_size"] == "1gb"
+    # Builds install from the package registries the host reaches; the base image is a build argument.
+    assert api["build"]["network"] == "host" and api["build"]["args"]["BASE_IMAGE"].endswith(":-python:3.11-slim}")
 
 
 def test_dockerfile_is_multi_stage_slim_and_not_root():
     dockerfile = (REPO / "Dockerfile").read_text()
     stages = re.findall(r"^FROM (\S+) AS (\S+)$", dockerfile, re.M)
     assert {name for _, name in stages} >= {"build", "api", "cpu"}
-    assert all("slim" in image for image, name in stages if image.startswith("python"))
+    # The base is a build argument (local stand-ins where no registry can be reached); its default is slim.
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", dockerfile, re.M)
+    assert {image for image, _ in stages} <= {"${BASE_IMAGE}", "build", "runtime"}
+    # No remote BuildKit frontend: the legacy builder builds it offline.
+    assert not re.search(r"^# syntax=", dockerfile, re.M)
     assert re.search(r"^USER rag$", dockerfile, re.M) and "useradd" in dockerfile
     assert 'CMD ["rag", "serve", "--host", "0.0.0.0", "--port", "8000"]' in dockerfile
     assert "HF_HUB_OFFLINE=1" in dockerfile  # the embedding model is baked in: no download at start

