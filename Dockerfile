@@ -23,7 +23,8 @@ ENV PIP_FIND_LINKS=/tmp/build-extras
 # (--no-deps). An image takes the part of the lock it needs (deploy/lock_subset.py): the API needs no vLLM and
 # no test tools. torch is the lock's CPU build, from TORCH_INDEX; another index (compose.yaml's CUDA one) gives
 # its own build of the lock's torch version instead, with the nvidia-* wheels it needs, which the lock lacks.
-COPY pyproject.toml requirements.lock README.md ./
+# README.md (pyproject's readme) comes with the sources below: an edit to it must not re-install the lock.
+COPY pyproject.toml requirements.lock ./
 COPY deploy/lock_subset.py ./deploy/
 RUN case "${TORCH_INDEX}" in ""|*/cpu) other_torch= ;; *) other_torch=yes ;; esac \
  && if [ -f /tmp/build-extras/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-extras/ca-certificates.crt; fi \
@@ -33,6 +34,7 @@ RUN case "${TORCH_INDEX}" in ""|*/cpu) other_torch= ;; *) other_torch=yes ;; esa
  && if [ -n "${other_torch}" ]; then \
       pip install "torch==$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' requirements.lock)" --index-url "${TORCH_INDEX}"; \
     fi
+COPY README.md ./
 COPY ingest ./ingest
 COPY rag ./rag
 RUN pip install --no-deps --no-build-isolation .

@@ -44,8 +44,10 @@ healthy() {
   local deadline=$(( $(date +%s) + ${COMPOSE_WAIT_S:-1200} )) ids status
   while [ "$(date +%s)" -lt "$deadline" ]; do
     ids=$("${compose[@]}" ps -q)
+    if [ -z "$ids" ]; then sleep 5; continue; fi
+    # shellcheck disable=SC2086  # one argument per container id
     status=$(docker inspect --format '{{.Name}} {{.State.Health.Status}}' $ids)
-    if [ -n "$ids" ] && ! grep -qv ' healthy$' <<< "$status"; then
+    if ! grep -qv ' healthy$' <<< "$status"; then
       step "healthy: $(tr '\n' ' ' <<< "$status")"
       return
     fi
