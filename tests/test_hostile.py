@@ -27,9 +27,8 @@ FAST_S = 30
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> dict[str, bytes]:
-    folder = hostile.write_all(tmp_path_factory.mktemp("hostile"))
-    return {name: path.read_bytes() for name, path in folder.items()}
+def shapes() -> dict[str, bytes]:
+    return {name: make() for name, make in hostile.SHAPES.items()}
 
 
 @pytest.mark.parametrize(
@@ -89,9 +88,9 @@ def test_a_parse_past_its_time_fails_naming_the_setting_and_the_service_goes_on(
     assert wait_for_document(client, after["id"], timeout=FAST_S)["status"] == "ready"
 
 
-def test_a_parse_past_its_time_has_its_process_stopped_and_replaced(tmp_path):
+def test_a_parse_past_its_time_has_its_process_stopped_and_replaced(tmp_path, shapes):
     bomb = tmp_path / "bomb.pdf"
-    bomb.write_bytes(hostile.tj_bomb_pdf())
+    bomb.write_bytes(shapes["tj-bomb.pdf"])
     small = tmp_path / "manual.pdf"
     small.write_bytes(docs.MANUAL_PDF)
     pool = ParsePool(1)
