@@ -13,7 +13,7 @@ LOCK_INPUTS := pyproject.toml --extra dev --extra local-llm --extra bench --extr
 TORCH_INDEX ?= $(if $(PIP_FIND_LINKS),,https://download.pytorch.org/whl/cpu)
 TORCH_SOURCE := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),--find-links $(PIP_FIND_LINKS))
 
-.PHONY: setup lock lock-check ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-down
+.PHONY: setup lock lock-check ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-build compose-cpu-down
 
 setup: $(VENV)/.installed ocr
 
@@ -109,6 +109,10 @@ bench-ingest: setup
 # (deploy/compose-cpu.sh). `make compose-cpu-down ARGS=-v` also removes its volumes.
 compose-cpu:
 	bash deploy/compose-cpu.sh up
+
+# The engine and the images only, without starting the stack (.ci/run starts it in the background).
+compose-cpu-build:
+	bash deploy/compose-cpu.sh build
 
 compose-cpu-down:
 	bash deploy/compose-cpu.sh down $(ARGS)

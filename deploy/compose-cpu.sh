@@ -3,6 +3,7 @@
 #   up:   starts a Docker engine if none answers (as root, with Debian's docker.io), makes the local stand-in
 #         images when the official ones cannot be pulled (deploy/local-images.sh), builds, brings the stack
 #         up detached, and waits until every service is healthy. Prints the seconds each step took.
+#   build: the engine and the images only (CI starts it in the background while the suite runs).
 #   down: stops it; `down -v` also removes its volumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,20 @@ images() {
   export CHROMA_IMAGE="local/chroma:$chroma_version" BASE_IMAGE=local/python:3.11-slim TORCH_INDEX=
 }
 
+build() {
+  # One build at a time: CI starts one in the background while the suite runs, and the stack test's
+  # `make compose-cpu` waits here for it to finish, then finds every layer cached.
+  exec 9> "${TMPDIR:-/tmp}/rag-compose-cpu-build.lock"
+  if ! flock -n 9; then
+    step "waiting for the build already under way"
+    flock 9
+  fi
+  images
+  step "building (legacy builder, host network)"
+  COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0 "${compose[@]}" build
+  exec 9>&-
+}
+
 healthy() {
   local deadline=$(( $(date +%s) + ${COMPOSE_WAIT_S:-1200} )) ids status
   while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -64,11 +79,17 @@ healthy() {
 }
 
 case "${1:-up}" in
+  engine)
+    engine
+    ;;
+  build)
+    engine
+    build
+    step "built"
+    ;;
   up)
     engine
-    images
-    step "building (legacy builder, host network)"
-    COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0 "${compose[@]}" build
+    build
     step "up"
     "${compose[@]}" up -d
     healthy
@@ -79,7 +100,7 @@ case "${1:-up}" in
     if docker info > /dev/null 2>&1; then "${compose[@]}" down "$@"; fi
     ;;
   *)
-    echo "usage: $0 up|down [docker-compose down options]" >&2
+    echo "usage: $0 up|build|engine|down [docker-compose down options]" >&2
     exit 2
     ;;
 esac

@@ -20,6 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 STORE_MODES = ["embedded", "server"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The Docker stack test goes last: .ci/run builds its images in the background meanwhile, and the test's
+    # `make compose-cpu` waits for that build (a file lock) instead of starting one of its own at the start.
+    items.sort(key=lambda item: item.get_closest_marker("docker_stack") is not None)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from rag.runtime import load_embedder

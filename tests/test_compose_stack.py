@@ -8,7 +8,8 @@ after `down` and `up`, the same question finds the same page without a new uploa
 leaves nothing of the project behind. Image sizes and seconds to healthy are printed.
 
 Slow (an image build, two starts of the embedded vLLM in a container): it runs where RAG_TEST_COMPOSE=1, as
-`.ci/run` sets it, and is skipped otherwise.
+`.ci/run` sets it, and is skipped otherwise. It is collected last (conftest): `.ci/run` starts the image build
+in the background before the suite, and `make compose-cpu` here waits for it and finds the layers cached.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.conftest import REPO
 from tests.helpers import wait_until
 
 pytestmark = [
+    pytest.mark.docker_stack,
     pytest.mark.skipif(
         os.environ.get("RAG_TEST_COMPOSE") != "1", reason="the Docker stack test runs where RAG_TEST_COMPOSE=1"
     ),
