@@ -1,0 +1,1 @@
+"""What ingestion keeps: the database (SQLite or PostgreSQL), document records, migrations, originals."""

@@ -1,0 +1,1 @@
+"""Embedding backends (sentence-transformers, ONNX Runtime), the packaged models, query batching."""
