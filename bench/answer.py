@@ -41,8 +41,8 @@ QUESTIONS = [
 def start_service() -> tuple[str, object, threading.Thread]:
     import uvicorn
 
-    from rag.api.app import create_app
-    from rag.local_llm import free_port
+    from rag.components.llm.local_vllm import free_port
+    from rag.server.app import create_app
     from rag.settings import Settings
 
     state = tempfile.mkdtemp(prefix="bench-answer-")

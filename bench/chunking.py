@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.evaluation import evaluate
+from rag.evaluation.retrieval_eval import evaluate
 from rag.runtime import load_embedder
 from rag.settings import Settings
 

@@ -101,13 +101,10 @@ def main() -> None:
     import openai
     import uvicorn
 
-    from rag.answering import QueryService
-    from rag.api.app import create_app
-    from rag.llm import OpenAICompatibleLLM
-    from rag.local_llm import LocalVLLM, free_port
-    from rag.prompting import TokenCountCache
-    from rag.retrieval import Filters
+    from rag.components.llm.local_vllm import LocalVLLM, free_port
     from rag.runtime import load_embedder
+    from rag.server.app import create_app
+    from rag.services.retrieval import Filters
     from rag.settings import Settings
 
     questions = (QUESTIONS * (args.concurrency // len(QUESTIONS) + 1))[: args.concurrency]
@@ -143,8 +140,9 @@ def main() -> None:
                 time.sleep(0.5)
 
         async def prepare_all():
-            llm = OpenAICompatibleLLM(llm_url, model=None, api_key="EMPTY", timeout_s=120, connect_timeout_s=5)
-            service = QueryService(app.state.runtime.retriever(), llm, settings, TokenCountCache())
+            # The served QueryService (evidence and all), with a client of this event loop's own.
+            llm = app.state.runtime.make_llm(model=None, timeout_s=120)
+            service = app.state.runtime.query_service(llm)
             prepared = []
             for q in questions:
                 question = service.question(

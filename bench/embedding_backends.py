@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ingest.chunking import Chunker
-from ingest.detect import DocType
-from ingest.parsers import parse
-from rag.embedder import SentenceTransformerEmbedder
-from rag.embedding_models import MINILM
-from rag.onnx_embedder import OnnxEmbedder
+from ingest.parsing.detect import DocType
+from ingest.parsing.parsers import parse
+from rag.components.embedding.onnx_embedder import OnnxEmbedder
+from rag.components.embedding.packaged_models import MINILM
+from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The repository root gives `tests.documents`, where the inflating PDF is built.
 sys.path.insert(0, str(REPO))
 
-from ingest.records import Status  # noqa: E402
+from ingest.storage.records import Status  # noqa: E402
 from rag.runtime import Runtime, load_embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests import hostile  # noqa: E402

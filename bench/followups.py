@@ -14,7 +14,7 @@ its questions, deterministically:
 Strategies: off, recent (the question alone and the joined turns, fused), joined (the joined turns only,
 the first version of recent), and llm when an LLM is given.
 
-Each strategy of rag/followup.py (off, recent, and llm when an LLM is given or can be started) answers
+Each strategy of rag/services/followups.py (off, recent, and llm when an LLM is given or can be started) answers
 both; printed: recall@1 and recall@5 of the gold entry, and for llm how often its rewrite was used.
 """
 
@@ -26,11 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.evaluation import ingest_folder, load_questions
-from rag.evidence import sentences
-from rag.followup import fuse, recent_turns_query, retrieval_queries
-from rag.llm import OpenAICompatibleLLM
+from rag.components.llm.openai_client import OpenAICompatibleLLM
+from rag.evaluation.retrieval_eval import ingest_folder, load_questions
 from rag.runtime import Runtime
+from rag.services.evidence import sentences
+from rag.services.followups import fuse, recent_turns_query, retrieval_queries
 from rag.settings import Settings
 
 FAQ_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "faq"

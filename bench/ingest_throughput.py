@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 # This file is itself named ingest.py: drop its folder from the import path so `ingest` is the package.
-from ingest.detect import DocType
-from ingest.records import Status
-from rag.documents import DocumentReader
+from ingest.parsing.detect import DocType
+from ingest.storage.records import Status
 from rag.runtime import Runtime, load_embedder
+from rag.services.documents import DocumentReader
 from rag.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"

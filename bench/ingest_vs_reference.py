@@ -67,8 +67,8 @@ def run_reference(folder: Path) -> dict:
 
 
 def run_ours(folder: Path) -> dict:
-    from rag.documents import DocumentReader
     from rag.runtime import Runtime, load_embedder
+    from rag.services.documents import DocumentReader
     from rag.settings import Settings
 
     with tempfile.TemporaryDirectory() as state:

@@ -20,12 +20,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.postgres, for the throwaway cluster
 
-from ingest.db import open_database  # noqa: E402
-from ingest.records import DocumentRecords  # noqa: E402
-from rag.evaluation import ingest_folder, load_questions, run_questions, summarise  # noqa: E402
-from rag.keyword import KeywordIndex  # noqa: E402
-from rag.keyword_postgres import PostgresKeywordIndex  # noqa: E402
+from ingest.storage.db import open_database  # noqa: E402
+from ingest.storage.records import DocumentRecords  # noqa: E402
+from rag.components.keyword_postgres import PostgresKeywordIndex  # noqa: E402
+from rag.components.keyword_sqlite import KeywordIndex  # noqa: E402
+from rag.evaluation.retrieval_eval import ingest_folder, load_questions, run_questions, summarise  # noqa: E402
 from rag.runtime import Runtime  # noqa: E402
+from rag.services.abstention import AbstentionPolicy  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -88,7 +89,7 @@ def main() -> None:
                                 questions,
                                 lambda q, kw=keywords: kw.unknown_words("eval", q),
                             )
-                            figures = summarise(results, settings.abstention)
+                            figures = summarise(results, AbstentionPolicy.from_settings(settings))
                             report["results"][f"{split}/{mode}/{name}"] = figures
                             print(
                                 f"{split:4} {mode:6} {name:15} n={figures['questions']} "

@@ -28,10 +28,10 @@ sys.path.insert(0, str(REPO))  # tests.documents: the scanner
 
 from pypdf import PdfReader, PdfWriter  # noqa: E402
 
-from ingest.detect import DocType  # noqa: E402
-from ingest.limits import IngestLimits  # noqa: E402
-from ingest.parsers import parse  # noqa: E402
-from rag.evaluation import evaluate, load_questions  # noqa: E402
+from ingest.parsing.detect import DocType  # noqa: E402
+from ingest.parsing.limits import IngestLimits  # noqa: E402
+from ingest.parsing.parsers import parse  # noqa: E402
+from rag.evaluation.retrieval_eval import evaluate, load_questions  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests import documents as docs  # noqa: E402
 

@@ -21,8 +21,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ingest.detect import DocType
-from ingest.parsers import normalise, parse
+from ingest.parsing.detect import DocType
+from ingest.parsing.parsers import normalise, parse
 
 _WORD = re.compile(r"\w+")
 

@@ -4,8 +4,8 @@
 
 Real questions from data/eval/faq (dev). For each model and each concurrency level, that many threads embed
 questions one at a time (as concurrent /v1/query requests do, each from its own thread), first each
-alone, then through the service's BatchingEmbedder (rag/query_batching.py); printed: the per-question
-latency p50/p95 and the questions per second. On a host where vLLM has its own cores (or the
+alone, then through the service's BatchingEmbedder (rag/components/embedding/query_batching.py); printed:
+the per-question latency p50/p95 and the questions per second. On a host where vLLM has its own cores (or the
 GPU), this is what retrieval adds before the first token beyond the Chroma and BM25 searches.
 """
 
@@ -18,9 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rag.embedder import SentenceTransformerEmbedder
-from rag.embedding_models import MINILM, MPNET
-from rag.query_batching import BatchingEmbedder
+from rag.components.embedding.packaged_models import MINILM, MPNET
+from rag.components.embedding.query_batching import BatchingEmbedder
+from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder
 
 
 def measure(embedder, questions: list[str], concurrency: int) -> tuple[list[float], float]:

@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from ingest.pipeline import chunk_id
-from ingest.records import NewDocument
-from rag.evaluation import ingest_folder, load_questions
+from ingest.chunk_ids import chunk_id
+from ingest.storage.records import NewDocument
+from rag.evaluation.retrieval_eval import ingest_folder, load_questions
 from rag.runtime import Runtime, load_embedder
 from rag.settings import Settings
 
@@ -44,7 +44,7 @@ def build_collection(runtime: Runtime, embedder, target: int, collection: str) -
     docs = REPO / "data/eval/docs" if (REPO / "data/eval/docs").exists() else REPO / "tests/data"
     ingest_folder(runtime, docs, "seed")
     records, _ = runtime.records.list(collection="seed", limit=10_000)
-    from rag.documents import DocumentReader
+    from rag.services.documents import DocumentReader
 
     reader = DocumentReader(runtime.records, runtime.store)
     seed = [hit.text for r in records for hit in reader.chunks(r.id, limit=r.chunks or 0, offset=0).chunks]
@@ -109,8 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     import uvicorn
 
-    from rag.api.app import create_app
-    from rag.local_llm import free_port
+    from rag.components.llm.local_vllm import free_port
+    from rag.server.app import create_app
 
     questions_file = REPO / "data/eval/questions.jsonl"
     questions = [q.question for q in load_questions(questions_file)] if questions_file.exists() else ["lighthouse"]

@@ -3,7 +3,7 @@
     python bench/quotes.py [--splits dev test] [--top-k 5]
 
 The PDF eval set (data/eval/pdf) is ingested once with the default settings. Each answerable question is
-retrieved as the service would; each quote method (rag/evidence.py) then picks a quote in each of the top
+retrieved as the service would; each quote method (rag/services/evidence.py) then picks a quote in each of the top
 chunks, from the question alone (its words weighed by their rarity in the collection, as the service weighs
 them), and the citations are ordered by the method's support, as the service does. A quote "holds the answer"
 when the question's `evidence` (a verbatim phrase of the gold page) is in it, letters and digits compared.
@@ -42,9 +42,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from rag.evaluation import ingest_folder
-from rag.evidence import ANSWER_WEIGHT, QUESTION_WEIGHT, EvidenceFinder, RecentVectors, sentences
+from rag.evaluation.retrieval_eval import ingest_folder
 from rag.runtime import Runtime
+from rag.services.evidence import ANSWER_WEIGHT, QUESTION_WEIGHT, EvidenceFinder, RecentVectors, sentences
 from rag.settings import Settings
 
 PDF_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "pdf"
@@ -239,8 +239,8 @@ def answer_figures(regime: str, questions, hits, embed, answers: dict[str, str],
 def whole_document_figures(runtime: Runtime, questions, top_k: int) -> None:
     from transformers import AutoTokenizer
 
-    from rag.documents import WholeDocuments
-    from rag.retrieval import Filters
+    from rag.services.documents import WholeDocuments
+    from rag.services.retrieval import Filters
 
     tokenizer = AutoTokenizer.from_pretrained(str(runtime.settings.models_dir / "SmolLM2-135M-Instruct"))
     records, _ = runtime.records.list(collection="quotes", limit=10_000)

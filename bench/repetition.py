@@ -19,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.answering import QueryService
-from rag.evaluation import ingest_folder, load_questions
-from rag.evidence import cited_numbers, stems
-from rag.llm import OpenAICompatibleLLM, SamplingGuard
-from rag.prompting import TokenCountCache
-from rag.retrieval import Filters
+from rag.evaluation.retrieval_eval import ingest_folder, load_questions
+from rag.ports import SamplingGuard
 from rag.runtime import Runtime
+from rag.services.evidence import cited_numbers, stems
+from rag.services.retrieval import Filters
 from rag.settings import Settings
 
 FAQ_SET = Path(__file__).resolve().parents[1] / "data" / "eval" / "faq"
@@ -46,9 +44,10 @@ def repeated_trigrams(text: str) -> float:
     return 1 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0
 
 
-async def answer_all(runtime: Runtime, url: str, guard: SamplingGuard, questions, max_tokens: int):
-    llm = OpenAICompatibleLLM(url, model=None, api_key="EMPTY", timeout_s=600, connect_timeout_s=5, sampling=guard)
-    service = QueryService(runtime.retriever(), llm, runtime.settings, TokenCountCache())
+async def answer_all(runtime: Runtime, guard: SamplingGuard, questions, max_tokens: int):
+    # The served QueryService (evidence and all), talking through a client with this guard.
+    llm = runtime.make_llm(model=None, timeout_s=600, sampling=guard)
+    service = runtime.query_service(llm)
     asked = [
         service.question(
             q.question, collection="faq", top_k=None, filters=Filters(), max_tokens=max_tokens, temperature=0
@@ -72,7 +71,9 @@ def main() -> None:
     questions = [q for q in load_questions(FAQ_SET / "questions.jsonl", args.split) if q.doc][: args.questions]
     with tempfile.TemporaryDirectory() as scratch:
         state = args.state or scratch
-        settings = Settings(_env_file=None).model_copy(update={"data_dir": Path(state), "chroma_url": None})
+        settings = Settings(_env_file=None).model_copy(
+            update={"data_dir": Path(state), "chroma_url": None, "llm_base_url": args.llm}
+        )
         runtime = Runtime(settings, with_llm=not args.llm)
         runtime.start(run_worker=False, wait=True)
         try:
@@ -82,11 +83,10 @@ def main() -> None:
                 if runtime.local_llm_error:
                     raise SystemExit(f"the local LLM did not start: {runtime.local_llm_error}")
                 time.sleep(2)
-            url = args.llm or runtime.llm_base_url
             print(f"{len(questions)} FAQ {args.split} questions, max_tokens {args.max_tokens}, temperature 0")
             for guard in GUARDS:
                 started = time.perf_counter()
-                answers = asyncio.run(answer_all(runtime, url, guard, questions, args.max_tokens))
+                answers = asyncio.run(answer_all(runtime, guard, questions, args.max_tokens))
                 answered = [a for a in answers if not a.abstained]
                 capped = sum(a.finish_reason == "length" for a in answered)
                 repeats = statistics.mean(repeated_trigrams(a.answer) for a in answered)

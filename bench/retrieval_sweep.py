@@ -16,9 +16,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from rag.evaluation import ingest_folder, load_questions, run_questions, summarise
-from rag.retrieval import Retriever
+from rag.evaluation.retrieval_eval import ingest_folder, load_questions, run_questions, summarise
 from rag.runtime import Runtime
+from rag.services.abstention import AbstentionPolicy
+from rag.services.retrieval import Retriever
 from rag.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "eval"
@@ -60,7 +61,7 @@ def main() -> None:
                 )
                 figures = summarise(
                     run_questions(lambda q, k, r=retriever: r.search("sweep", q, k), questions),
-                    defaults.abstention,
+                    AbstentionPolicy.from_settings(defaults),
                 )
                 is_default = all(getattr(defaults, name) == value for name, value in setting.items())
                 rows.append({**setting, "default": is_default, **figures})

@@ -1,4 +1,4 @@
-"""How ingestion scales with `rag worker` processes on one host: the sizing figures of README "Many hosts".
+"""How ingestion scales with `rag worker` processes on one host: the sizing figures of docs/many-hosts.md, "Many hosts".
 
     python bench/workers.py [--folder data/eval/docs] [--rounds 2] [--model NAME]
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))  # tests.postgres, tests.helpers
 
 import httpx  # noqa: E402
 
-from ingest.records import Status  # noqa: E402
+from ingest.storage.records import Status  # noqa: E402
 from rag.runtime import Runtime  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from tests.helpers import free_port, venv_script  # noqa: E402

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from ingest.parsers import ParsedDocument
+from ingest.parsing.parsers import ParsedDocument
 from ingest.ports import Chunk
 
 SECTION_SEPARATOR = "\n\n"

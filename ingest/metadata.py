@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from ingest.errors import InvalidRequest
-from ingest.limits import IngestLimits
+from ingest.parsing.limits import IngestLimits
 from ingest.ports import MetadataValue
 
 # Keys the pipeline writes into every chunk's metadata; user metadata may not use them.

@@ -11,14 +11,15 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
+from ingest.chunk_ids import chunk_id
 from ingest.chunking import Chunker
-from ingest.detect import DocType
 from ingest.errors import DocumentError, StoreError
-from ingest.limits import IngestLimits
-from ingest.parse_pool import ParsePool
-from ingest.parsers import PageCallback, parse
+from ingest.parsing.detect import DocType
+from ingest.parsing.limits import IngestLimits
+from ingest.parsing.parse_pool import ParsePool
+from ingest.parsing.parsers import PageCallback, parse
 from ingest.ports import Chunk, ChunkStore, Embedder, MetadataValue
-from ingest.records import DocumentRecord
+from ingest.storage.records import DocumentRecord
 
 
 class Cancelled(Exception):
@@ -29,11 +30,6 @@ class Cancelled(Exception):
 class Plan:
     pages: int | None
     chunks: list[Chunk]
-
-
-def chunk_id(document_id: str, index: int) -> str:
-    # Deterministic ids: writing the same chunk twice overwrites it instead of duplicating it.
-    return f"{document_id}-{index:06d}"
 
 
 def title_from_filename(filename: str) -> str:

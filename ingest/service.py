@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
-from ingest.detect import DocType, detect_type
 from ingest.errors import BatchTooLarge, InvalidRequest, StoreError
-from ingest.files import FileStore, StagedFile
-from ingest.limits import IngestLimits
+from ingest.parsing.detect import DocType, detect_type
+from ingest.parsing.limits import IngestLimits
 from ingest.ports import ChunkStore
-from ingest.records import DocumentRecord, DocumentRecords, NewDocument, Status
+from ingest.storage.files import FileStore, StagedFile
+from ingest.storage.records import DocumentRecord, DocumentRecords, NewDocument, Status
 
 log = logging.getLogger(__name__)
 

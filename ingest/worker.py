@@ -4,7 +4,7 @@ One worker per process is deliberate: embedding already uses every core through 
 second embedding thread would only make both slower. Instead the worker holds a few documents at once
 (``active_documents``) and writes one batch of each in turn, so a long document never holds up a short one
 queued behind it: the short one is ready after a batch or two of the long one, not after all of it.
-Documents are read meanwhile, each by a reader thread: parsed in a pool of processes (ingest/parse_pool.py;
+Documents are read meanwhile, each by a reader thread: parsed in a pool of processes (ingest/parsing/parse_pool.py;
 a thread parsing in this process would hold the GIL the embedder needs between PyTorch calls), then
 chunked, so the embedder rarely waits for a parser.
 """
@@ -18,13 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from ingest.detect import DocType
 from ingest.errors import DocumentError, StoreError
-from ingest.files import FileStore
+from ingest.parsing.detect import DocType
 from ingest.pipeline import Cancelled, DocumentPipeline, Plan
 from ingest.ports import Chunk, ChunkStore, IngestEvents, NoEvents
-from ingest.records import DocumentRecord, DocumentRecords
 from ingest.service import IngestService
+from ingest.storage.files import FileStore
+from ingest.storage.records import DocumentRecord, DocumentRecords
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ app = typer.Typer(help="Self-hosted retrieval-augmented question answering.", no
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
-    from rag.observability import configure_logging
+    from rag.server.observability import configure_logging
 
     configure_logging(level, fmt)
 
@@ -32,7 +32,7 @@ def serve(
     """Start the HTTP API (and, unless --no-worker, the ingestion worker in the same process)."""
     import uvicorn
 
-    from rag.api.app import create_app
+    from rag.server.app import create_app
 
     settings = Settings()
     _configure_logging(settings.log_level, settings.log_format)
@@ -64,17 +64,14 @@ def worker(
     if concurrency is not None:
         settings = settings.model_copy(update={"ingest_active_documents": concurrency})
     _configure_logging(settings.log_level, settings.log_format)
-    runtime = Runtime(settings)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    runtime.start(wait=True)
-    log.info("ingestion worker %s: %d documents at once", runtime.ingest.identity, settings.ingest_active_documents)
-    try:
+    with Runtime(settings) as runtime:
+        runtime.start(wait=True)
+        log.info("ingestion worker %s: %d documents at once", runtime.ingest.identity, settings.ingest_active_documents)
         while not stopping.wait(1):  # a timed wait lets the signal handlers run
             pass
-    finally:
-        runtime.stop()
 
 
 def _collect_files(paths: list[Path]) -> list[Path]:
@@ -107,7 +104,7 @@ def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
     """Progress bars (documents, chunks) until every document is ready or failed; the failures' reasons."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ingest.records import Status
+    from ingest.storage.records import Status
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -138,8 +135,8 @@ def ingest(
     from rich.console import Console
 
     from ingest.errors import DocumentError
-    from ingest.records import Status
     from ingest.service import validate_collection
+    from ingest.storage.records import Status
     from rag.runtime import Runtime
 
     settings = Settings()
@@ -150,11 +147,10 @@ def ingest(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--collection") from exc
     files = _collect_files(paths)
-    runtime = Runtime(settings)
-    runtime.start(wait=True)
     failures: list[str] = []
     ids: list[str] = []
-    try:
+    with Runtime(settings) as runtime:
+        runtime.start(wait=True)
         for path in files:
             try:
                 submitted = _submit_when_queue_has_room(runtime, path, collection)
@@ -166,8 +162,6 @@ def ingest(
             ids.append(submitted.record.id)
         failures += _wait_for_documents(runtime, ids, console)
         ready = sum(1 for r in map(runtime.records.get, ids) if r is not None and r.status is Status.READY)
-    finally:
-        runtime.stop()
     console.print(f"{ready} of {len(files)} documents ready in collection {collection!r}")
     for failure in failures:
         console.print(f"[red]failed[/red] {failure}")
@@ -193,17 +187,14 @@ def reindex(
     settings = Settings()
     _configure_logging("WARNING")
     console = Console(stderr=True)
-    runtime = Runtime(settings)
-    runtime.start(wait=True)
-    try:
+    with Runtime(settings) as runtime:
+        runtime.start(wait=True)
         names = runtime.records.collections() if all_collections else (collections or [])
         if not names:
             raise typer.BadParameter("name the collections to re-index, or pass --all")
         ids = [document_id for name in names for document_id in runtime.ingest.reindex(name)]
         console.print(f"re-indexing {len(ids)} documents in {', '.join(names)} with {settings.embedding_model}")
         failures = _wait_for_documents(runtime, ids, console)
-    finally:
-        runtime.stop()
     for failure in failures:
         console.print(f"[red]failed[/red] {failure}")
     if failures:
@@ -221,7 +212,7 @@ def evaluate_retrieval(
     baseline: Annotated[bool, typer.Option(help="Also run the plain LangChain recipe, as the baseline.")] = True,
 ) -> None:
     """Measure retrieval on a folder and a questions file: recall@k, MRR, page hits, abstention, latency."""
-    from rag.evaluation import MODES, evaluate, markdown
+    from rag.evaluation.retrieval_eval import MODES, evaluate, markdown
 
     if mode != "all" and mode not in MODES:
         raise typer.BadParameter(f"choose one of {', '.join(MODES)} or all", param_hint="--mode")

@@ -1,35 +1,43 @@
-"""The service's long-lived parts, built once from the settings and started and stopped together.
+"""The composition root: the service's long-lived parts, built once from the settings and started and stopped
+together. Each swappable part is chosen here, in one place, and only here are the concrete classes named: the
+HTTP API, the CLI and the benchmarks all take their QueryService from ``Runtime.query_service``.
 
-Each swappable part is chosen here, in one place. The embedding model takes seconds to load, so it loads
-in the background: uploads are accepted meanwhile and wait in the queue; /readyz says when it is ready.
+The embedding model takes seconds to load, so it loads in the background: uploads are accepted meanwhile and
+wait in the queue; /readyz says when it is ready.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from ingest.chunking import Chunker
-from ingest.db import open_database
-from ingest.files import FileStore
-from ingest.parse_pool import ParsePool
+from ingest.parsing.parse_pool import ParsePool
 from ingest.pipeline import DocumentPipeline
 from ingest.ports import Embedder, IngestEvents
-from ingest.records import DocumentRecords
 from ingest.service import IngestService
+from ingest.storage.db import open_database
+from ingest.storage.files import FileStore
+from ingest.storage.records import DocumentRecords
 from ingest.worker import IngestWorker, WorkerDeps
-from rag.documents import WholeDocuments
-from rag.evidence import EvidenceFinder, RecentVectors
-from rag.keyword import HybridChunkStore, KeywordIndex
-from rag.keyword_postgres import PostgresKeywordIndex
-from rag.local_llm import LocalVLLM
-from rag.pages import PageImages
-from rag.ports import KeywordSearch
-from rag.query_batching import BatchingEmbedder
-from rag.retrieval import Retriever
+from rag.components.chroma_store import ChromaStore
+from rag.components.embedding.query_batching import BatchingEmbedder
+from rag.components.hybrid_store import HybridChunkStore
+from rag.components.keyword_postgres import PostgresKeywordIndex
+from rag.components.keyword_sqlite import KeywordIndex
+from rag.components.llm.local_vllm import LocalVLLM
+from rag.components.llm.openai_client import OpenAICompatibleLLM
+from rag.components.page_images import PageImages
+from rag.ports import AnsweringEvents, KeywordSearch, LLMClient
+from rag.services.answering import QueryService
+from rag.services.documents import WholeDocuments
+from rag.services.evidence import EvidenceFinder, RecentVectors
+from rag.services.prompting import TokenCountCache
+from rag.services.retrieval import Retriever
 from rag.settings import Settings
-from rag.store import ChromaStore
 
 log = logging.getLogger(__name__)
 # Sentences (and questions) whose vectors the evidence keeps: ~3 KB each with mpnet, ~12 MB in all.
@@ -37,11 +45,11 @@ EVIDENCE_VECTORS_KEPT = 4096
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    from rag.embedder import SentenceTransformerEmbedder, choose_backend
+    from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder, choose_backend
 
     backend, device = choose_backend(settings.embedding_backend, settings.embedding_device)
     if backend in ("onnx", "onnx-int8"):
-        from rag.onnx_embedder import OnnxEmbedder
+        from rag.components.embedding.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(
             settings.embedding_model,
@@ -71,7 +79,10 @@ class Runtime:
         embedder: Embedder | None = None,
         with_llm: bool = False,
         events: IngestEvents | None = None,
+        answering_events: AnsweringEvents | None = None,
     ):
+        """``with_llm``: build the LLM client (and start the embedded vLLM when no LLM server is configured), as
+        serving does. ``events``: ingestion's (the server's metrics); ``answering_events``: answering's."""
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         database_url = settings.database_url.get_secret_value() if settings.database_url else None
@@ -90,6 +101,11 @@ class Runtime:
         self._query_embedder: BatchingEmbedder | None = None
         self._evidence_vectors: RecentVectors | None = None
         self._events = events
+        self._answering_events = answering_events
+        # Shared by all requests: keyword searches are short, and SQLite serialises them per index anyway.
+        self._keyword_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
+        self.token_counts = TokenCountCache()
+        self._query_service: QueryService | None = None
         self.worker: IngestWorker | None = None
         self.startup_error: str | None = None
         self._loader: threading.Thread | None = None
@@ -98,6 +114,7 @@ class Runtime:
         self.local_llm_error: str | None = None
         if with_llm and not settings.llm_base_url:
             self.local_llm = LocalVLLM(settings, settings.data_dir / "logs" / "vllm.log")
+        self.llm: LLMClient | None = self.make_llm() if with_llm else None
 
     @property
     def llm_base_url(self) -> str | None:
@@ -106,6 +123,18 @@ class Runtime:
     @property
     def llm_model(self) -> str | None:
         return self.settings.llm_model or (self.local_llm.served_name if self.local_llm else None)
+
+    def make_llm(self, **overrides) -> OpenAICompatibleLLM:
+        """A client of the configured (or embedded) LLM server; ``overrides`` replace its options (benchmarks)."""
+        settings = self.settings
+        options = {
+            "model": self.llm_model,
+            "api_key": settings.llm_api_key.get_secret_value(),
+            "timeout_s": settings.llm_timeout_s,
+            "connect_timeout_s": settings.llm_connect_timeout_s,
+            "sampling": settings.sampling_guard,
+        }
+        return OpenAICompatibleLLM(self.llm_base_url, **{**options, **overrides})
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -140,7 +169,7 @@ class Runtime:
         try:
             if self.embedder is None:
                 self.embedder = load_embedder(self.settings)
-            # Questions asked at the same time share one forward pass (rag/query_batching.py).
+            # Questions asked at the same time share one forward pass (rag/components/embedding/query_batching.py).
             self._query_embedder = BatchingEmbedder(self.embedder)
             self._evidence_vectors = RecentVectors(self._query_embedder.embed, EVIDENCE_VECTORS_KEPT)
             self.worker = IngestWorker(
@@ -203,6 +232,7 @@ class Runtime:
             dense_weight=self.settings.rrf_dense_weight,
             document_weight=self.settings.rrf_document_weight,
             score_margin=self.settings.retrieval_score_margin,
+            keyword_pool=self._keyword_pool,
         )
 
     def whole_documents(self) -> WholeDocuments:
@@ -219,7 +249,41 @@ class Runtime:
             neighbours=(self.settings.quote_context_sentences, self.settings.quote_context_sentences),
         )
 
+    def query_service(self, llm: LLMClient | None = None) -> QueryService:
+        """The service that answers questions, as served: retrieval, evidence, whole documents, the answering
+        events. Built once, when the embedding model is ready; ``llm`` gives a separate one that talks to
+        another client (a benchmark comparing sampling settings)."""
+        if llm is None and self._query_service is not None:
+            return self._query_service
+        if llm is None and self.llm is None:
+            raise RuntimeError("this runtime was built without an LLM (with_llm=False)")
+        service = QueryService(
+            self.retriever(),
+            llm or self.llm,
+            self.settings,
+            self.token_counts,
+            self._answering_events,
+            evidence=self.evidence_finder(),
+            documents=self.whole_documents(),
+        )
+        if llm is None:
+            self._query_service = service
+        return service
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    async def aclose(self) -> None:
+        """Close the LLM client (in the event loop that used it), then stop the rest in a worker thread."""
+        if self.llm is not None:
+            await self.llm.close()
+        await asyncio.to_thread(self.stop)
+
     def stop(self) -> None:
+        self._keyword_pool.shutdown(wait=False, cancel_futures=True)
         if self.local_llm is not None:
             self.local_llm.stop()
         if self.worker is not None:

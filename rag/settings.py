@@ -12,13 +12,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest.limits import CHROMA_MAX_METADATA_KEYS, IngestLimits
 from ingest.metadata import RESERVED_METADATA_KEYS
-from ingest.ocr import OcrOptions
-from rag.abstention import AbstentionPolicy
-from rag.llm import SamplingGuard
+from ingest.parsing.limits import CHROMA_MAX_METADATA_KEYS, IngestLimits
+from ingest.parsing.ocr import OcrOptions
+from rag.ports import SamplingGuard
 
-# Chosen by measurement on data/eval (README, "Retrieval quality"); all-MiniLM-L6-v2 embeds ~8x faster on a CPU.
+# Chosen by measurement on data/eval (docs/retrieval.md, "Retrieval quality"); all-MiniLM-L6-v2 embeds ~8x
+# faster on a CPU.
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-mpnet-base-v2"
 
 
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     # State: SQLite records, uploaded originals, and the embedded Chroma store live here.
     data_dir: Path = Field(default=Path("data/state"), description="Directory for all service state.")
-    # Past one machine (README "Many hosts"): records, the ingestion queue and the keyword index in
+    # Past one machine (docs/many-hosts.md, "Many hosts"): records, the ingestion queue and the keyword index in
     # PostgreSQL (unset: SQLite files in data_dir); the kept originals in a directory every API and worker
     # process shares; a worker's claim on a document lasts this long unless it renews it (every third of it).
     database_url: SecretStr | None = None
@@ -38,10 +38,12 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8001 for `chroma run`.")
     chroma_hnsw_ef_search: int = Field(default=100, ge=10, le=2000)
 
-    # Embeddings: a model name or a local path. The two packaged models (rag/embedding_models.py) load
-    # offline from PyPI packages; a collection remembers its model and refuses another (`rag reindex`).
+    # Embeddings: a model name or a local path. The two packaged models
+    # (rag/components/embedding/packaged_models.py) load offline from PyPI packages; a collection remembers its
+    # model and refuses another (`rag reindex`).
     embedding_model: str = PACKAGED_EMBEDDING_MODEL
-    # auto: PyTorch (fp16 on a GPU); onnx / onnx-int8: ONNX Runtime on the CPU (rag/embedder.py, choose_backend).
+    # auto: PyTorch (fp16 on a GPU); onnx / onnx-int8: ONNX Runtime on the CPU
+    # (rag/components/embedding/sentence_transformer.py, choose_backend).
     embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     embedding_device: str = Field(default="auto", description="auto (a GPU if PyTorch sees one), cpu, cuda, cuda:1")
     embedding_precision: Literal["auto", "float32", "bfloat16", "float16"] = Field(
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
     max_metadata_keys: int = Field(
         default=64,
         ge=1,
-        # Chroma fails for good on a record with more than 5,461 metadata keys (ingest/limits.py); the
+        # Chroma fails for good on a record with more than 5,461 metadata keys (ingest/parsing/limits.py); the
         # pipeline adds its own keys to every chunk.
         le=CHROMA_MAX_METADATA_KEYS - len(RESERVED_METADATA_KEYS) - 1,
         description="Keys in one document's metadata.",
@@ -77,7 +79,7 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(default=10_000_000, ge=1000, description="Text read from one document.")
     max_document_chunks: int = Field(default=20_000, ge=1, description="Chunks stored for one document.")
     max_filter_documents: int = Field(default=1000, ge=1, le=10_000, description="Ids in filters.document_ids.")
-    # What a document may cost to parse (README, Limits): a few KB can inflate to megabytes of PDF operators,
+    # What a document may cost to parse (docs/api.md, Limits): a few KB can inflate to megabytes of PDF operators,
     # gigapixels or a zip a thousand times its size. Each is checked before the expensive step; the time
     # bound stops what they miss (a 1,158-page manual parses in ~60 s here; a 200-page scan, OCR'd, in ~800 s).
     parse_timeout_s: float = Field(
@@ -100,7 +102,7 @@ class Settings(BaseSettings):
         description="Processes parsing documents; unset = one per core (at least 2, at most"
         " RAG_INGEST_ACTIVE_DOCUMENTS); 0 = in the worker's own threads.",
     )
-    # Scanned pages and images (ingest/ocr.py): auto reads pages without text with Tesseract when it is
+    # Scanned pages and images (ingest/parsing/ocr.py): auto reads pages without text with Tesseract when it is
     # installed; force reads every page; off never. Languages are Tesseract's codes joined by '+'.
     ocr: Literal["auto", "off", "force"] = "auto"
     ocr_languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
@@ -120,8 +122,9 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=120.0, gt=0, description="Longest wait for an answer (or a token).")
     llm_connect_timeout_s: float = Field(default=5.0, gt=0)
     llm_system_role: bool = Field(default=True, description="False for chat templates without a system role.")
-    # Against answers that repeat themselves to the length cap (rag/llm.py, SamplingGuard); the defaults
-    # were chosen by bench/repetition.py on the local model (README, "Generation that stops").
+    # Against answers that repeat themselves to the length cap (rag/components/llm/openai_client.py,
+    # SamplingGuard); the defaults were chosen by bench/repetition.py on the local model (docs/api.md, "Generation
+    # that stops").
     llm_repetition_penalty: float = Field(default=1.0, gt=0, le=2)
     llm_frequency_penalty: float = Field(default=1.0, ge=-2, le=2)
     llm_stop: list[str] = Field(default_factory=list, description="Extra stop strings, beyond the model's own.")
@@ -139,7 +142,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion's damping constant.")
     rrf_dense_weight: float = Field(default=1.0, ge=0, le=10, description="The dense ranking's weight in the fusion.")
     # Short documents also get one vector each (the mean of their chunks'), ranked as a third list in the
-    # fusion; both chosen on the eval's dev split (README, "Retrieval quality").
+    # fusion; both chosen on the eval's dev split (docs/retrieval.md, "Retrieval quality").
     rrf_document_weight: float = Field(
         default=1.0, ge=0, le=10, description="hybrid: the document vectors' ranking's weight; 0 = not used."
     )
@@ -152,7 +155,7 @@ class Settings(BaseSettings):
 
     # Answering.
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question by default.")
-    # Evidence (rag/evidence.py): how a citation's quote is chosen, and how much agreement with some source
+    # Evidence (rag/services/evidence.py): how a citation's quote is chosen, and how much agreement with some source
     # an answer's sentence needs to count as supported. Both chosen by bench/quotes.py on the PDF eval's dev.
     quote_method: Literal["lexical", "embedding", "both"] = "both"
     quote_context_sentences: int = Field(default=2, ge=0, le=5, description="Sentences a quote takes on each side.")
@@ -161,14 +164,14 @@ class Settings(BaseSettings):
     # many) fit the model's context by exact token count, they are sent whole instead of chunks.
     whole_documents: bool = True
     whole_documents_max_documents: int = Field(default=20, ge=1, le=1000)
-    # Follow-up questions (rag/followup.py): search with the recent user turns joined to the question, or
+    # Follow-up questions (rag/services/followups.py): search with the recent user turns joined to the question, or
     # with the LLM's standalone rewrite of it (falling back to the former), or with the question alone.
     followup_query: Literal["recent", "llm", "off"] = "recent"
     grounding_threshold: float = Field(default=0.34, ge=0, le=1)
     max_tokens: int = Field(default=256, ge=1, description="Default answer length limit.")
     max_answer_tokens: int = Field(default=4096, ge=1, description="The most max_tokens a request may ask for.")
     temperature: float = Field(default=0.0, ge=0, le=2)
-    # Calibrated together on the dev split of both evaluation sets (README, "Retrieval quality"): the pair
+    # Calibrated together on the dev split of both evaluation sets (docs/retrieval.md, "Retrieval quality"): the pair
     # that abstains most while answering at least 98.5% of answerable questions there.
     abstain_below_score: float = Field(
         default=0.28, ge=-1, le=1, description="Best chunk's cosine similarity under which we answer 'not found'."
@@ -188,7 +191,7 @@ class Settings(BaseSettings):
     # /docs, /redoc and /openapi.json stay open when keys are on: they hold the API's shape (public in this
     # repository), no data, and a browser opening /docs cannot send a key. `false` turns them off.
     api_docs: bool = True
-    # The web page at / (rag/web): off leaves only the API. A cited PDF page is drawn this many pixels wide
+    # The web page at / (rag/server/web): off leaves only the API. A cited PDF page is drawn this many pixels wide
     # (a request may ask for up to page_image_max_width), and drawn pages are kept in a cache of this size.
     web_page: bool = True
     page_image_width: int = Field(default=1000, ge=100, le=4000)
@@ -231,10 +234,6 @@ class Settings(BaseSettings):
     @property
     def sampling_guard(self) -> SamplingGuard:
         return SamplingGuard(self.llm_repetition_penalty, self.llm_frequency_penalty, tuple(self.llm_stop))
-
-    @property
-    def abstention(self) -> AbstentionPolicy:
-        return AbstentionPolicy(self.abstain_below_score, self.abstain_unknown_words_below_score)
 
     @property
     def ingest_limits(self) -> IngestLimits:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.api.app import create_app
+from rag.server.app import create_app
 from rag.settings import Settings
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
 from tests.postgres import Cluster
@@ -20,7 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 STORE_MODES = ["embedded", "server"]
 
 
+# A test that asks for one of these fixtures (directly or through another fixture) needs that part for real.
+NEEDS = {"embedder": "needs_model", "llm_server": "needs_llm", "browser": "needs_browser", "postgres": "needs_postgres"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(NEEDS) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(NEEDS[fixture])
     # The Docker stack test goes last: .ci/run builds its images in the background meanwhile, and the test's
     # `make compose-cpu` waits for that build (a file lock) instead of starting one of its own at the start.
     items.sort(key=lambda item: item.get_closest_marker("docker_stack") is not None)
@@ -67,7 +74,7 @@ def chroma_server(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def llm_server(tmp_path_factory) -> Iterator[str]:
     """One real vLLM server on the CPU for the whole session, started by the same code as `rag serve`."""
-    from rag.local_llm import LocalVLLM
+    from rag.components.llm.local_vllm import LocalVLLM
 
     url = os.environ.get("RAG_TEST_LLM_URL")
     if url:
@@ -97,7 +104,7 @@ def make_settings(tmp_path, request) -> Callable[..., Settings]:
 
 
 def _clear_chroma(url: str) -> None:
-    from rag.store import chroma_client
+    from rag.components.chroma_store import chroma_client
 
     client = chroma_client(Settings(_env_file=None, chroma_url=url))
     for collection in client.list_collections():

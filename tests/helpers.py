@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from fastapi.testclient import TestClient
 
-from rag.api.app import create_app
+from rag.server.app import create_app
 from rag.settings import Settings
 
 DATA = Path(__file__).parent / "data"

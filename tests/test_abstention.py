@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.abstention import AbstentionPolicy
+from rag.services.abstention import AbstentionPolicy
 
 POLICY = AbstentionPolicy(below_score=0.3, unknown_words_below_score=0.5)
 

@@ -14,7 +14,9 @@ import httpx
 import openai
 import pytest
 
-from rag.prompting import NOT_FOUND_ANSWER
+from rag.server.api.schemas import CitationOut, GroundedSentenceOut, QuoteOut
+from rag.services.abstention import AbstentionPolicy
+from rag.services.prompting import NOT_FOUND_ANSWER
 from rag.settings import Settings
 from tests import documents as docs
 from tests.helpers import LiveServer, error_reason, upload, wait_for_document, wait_until
@@ -58,6 +60,20 @@ def parse_sse(text: str) -> list[tuple[str, dict]]:
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         events.append((fields.get("event", "message"), json.loads(fields["data"])))
     return events
+
+
+def assert_published_shapes(payload: dict) -> None:
+    """Citations and grounding exactly in the shapes /docs publishes (CitationOut, GroundedSentenceOut): every
+    field, nothing more, each valid."""
+    for key in ("citations", "closest"):
+        for citation in payload.get(key, []):
+            assert set(citation) == set(CitationOut.model_fields), citation
+            CitationOut.model_validate(citation)
+            if citation["quote"] is not None:
+                assert set(citation["quote"]) == set(QuoteOut.model_fields)
+    for sentence in payload.get("grounding", []):
+        assert set(sentence) == set(GroundedSentenceOut.model_fields)
+        GroundedSentenceOut.model_validate(sentence)
 
 
 def test_readiness_includes_the_llm(server):
@@ -133,6 +149,10 @@ def test_query_streams_server_sent_events(server):
     assert names[0] == "citations" and names[-1] == "done"
     assert set(names[1:-1]) == {"delta"} and len(names) > 3
     assert any(c["page"] == 2 for c in events[0][1]["citations"])
+    assert events[-1][1]["citations"] and events[-1][1]["grounding"]
+    for name, data in events:
+        if name in ("citations", "done"):
+            assert_published_shapes(data)
     answer = "".join(data["text"] for name, data in events if name == "delta")
     assert "1887" in answer
     done = events[-1][1]
@@ -154,6 +174,7 @@ def test_openai_sdk_chat_completion(server):
     assert completion.usage.completion_tokens > 0
     citations = completion.model_extra["citations"]
     assert any(c["filename"] == "harbour-almanac.pdf" and c["page"] == 2 for c in citations)
+    assert_published_shapes(completion.model_extra)
 
 
 def test_openai_sdk_streaming_with_history_and_collection(server):
@@ -176,6 +197,8 @@ def test_openai_sdk_streaming_with_history_and_collection(server):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "42" in text
     assert any(c["filename"] == "orchard-cooperative.pdf" for c in chunks[0].model_extra["citations"])
+    for chunk in chunks:
+        assert_published_shapes(chunk.model_extra or {})
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
@@ -313,7 +336,7 @@ def test_abstains_without_calling_the_llm_when_nothing_is_relevant(make_client):
     assert body["answer"] == NOT_FOUND_ANSWER and body["citations"] == []
     assert body["usage"]["total_tokens"] == 0
     # The refusal shows its evidence: the closest passages with their scores, and why they were not enough.
-    shipped = Settings(_env_file=None).abstention
+    shipped = AbstentionPolicy.from_settings(Settings(_env_file=None))
     assert body["closest"] and all(c["score"] < shipped.unknown_words_below_score for c in body["closest"])
     assert body["closest"][0]["filename"] == "almanac.pdf"
     assert "similarity" in body["abstain_reason"]

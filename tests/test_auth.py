@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rag.api.errors import OPENAI_PATHS
-from rag.auth import KeyRing, load_key_file
+from rag.server.api.errors import OPENAI_PATHS
+from rag.server.auth import KeyRing, load_key_file
 from tests import documents as docs
 from tests.helpers import error_reason, wait_for_document
 

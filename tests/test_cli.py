@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ingest.records import DocumentRecords, Status
+from ingest.storage.records import DocumentRecords, Status
 from rag.settings import Settings
 from tests import documents as docs
 from tests.helpers import venv_script

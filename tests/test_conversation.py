@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-from rag.answering import Prepared
-from rag.api.openai_compat import _chunks
 from rag.ports import Delta, LLMUnavailable
+from rag.server.api.openai_compat import _chunks
+from rag.services.answering import Prepared
 from rag.settings import Settings
 from tests import documents as docs
 from tests.helpers import LiveServer, venv_script, wait_until
@@ -234,7 +234,7 @@ def _prepared() -> Prepared:
 
 
 def test_the_recent_turns_carry_the_subject_and_a_rewrite_must_come_from_the_conversation():
-    from rag.followup import plausible_rewrite, recent_turns_query
+    from rag.services.followups import plausible_rewrite, recent_turns_query
 
     assert recent_turns_query(FOLLOW_UP, HISTORY) == f"{FIRST_TURN}\n{FOLLOW_UP}"
     long_history = [{"role": "user", "content": f"turn {i}"} for i in range(5)]
@@ -245,8 +245,8 @@ def test_the_recent_turns_carry_the_subject_and_a_rewrite_must_come_from_the_con
 
 
 def test_the_llm_rewrite_is_used_only_when_it_is_plausible(llm_server):
-    from rag.followup import plausible_rewrite, recent_turns_query, retrieval_query
-    from rag.llm import OpenAICompatibleLLM
+    from rag.components.llm.openai_client import OpenAICompatibleLLM
+    from rag.services.followups import plausible_rewrite, recent_turns_query, retrieval_query
 
     async def rewrite() -> str:
         llm = OpenAICompatibleLLM(llm_server, model=None, api_key="EMPTY", timeout_s=120, connect_timeout_s=5)

@@ -8,9 +8,10 @@ import io
 import numpy as np
 import pytest
 
-from ingest.pipeline import chunk_id, mean_direction
-from rag.retrieval import Retriever
+from ingest.chunk_ids import chunk_id
+from ingest.pipeline import mean_direction
 from rag.runtime import Runtime
+from rag.services.retrieval import Retriever
 from tests import documents as docs
 from tests.conftest import STORE_MODES
 from tests.helpers import RealTokenCounts

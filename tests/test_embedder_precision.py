@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embedder import SentenceTransformerEmbedder, cpu_has_bf16, resolve_precision
-from rag.embedding_models import MINILM
+from rag.components.embedding.packaged_models import MINILM
+from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder, cpu_has_bf16, resolve_precision
 from tests.test_onnx_embedder import TEXTS
+
+pytestmark = pytest.mark.needs_model
 
 
 def test_auto_precision_follows_the_hardware():
@@ -24,7 +26,7 @@ def test_bfloat16_vectors_are_unit_vectors_close_to_float32(tmp_path):
     reference, vectors = exact.embed(TEXTS), fast.embed(TEXTS)
     assert vectors.dtype == np.float32 and vectors.shape == reference.shape
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    # Measured on 400 real chunks: mean cosine 0.9999, lowest 0.998 (README, "Performance").
+    # Measured on 400 real chunks: mean cosine 0.9999, lowest 0.998 (docs/performance.md, "Performance").
     assert (vectors * reference).sum(axis=1).min() > 0.995
     assert fast.embed([]).shape == (0, fast.dimension)
 

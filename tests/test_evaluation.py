@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from rag.abstention import AbstentionPolicy
-from rag.evaluation import QuestionResult, abstention, calibrate_threshold, evaluate, load_questions
+from rag.evaluation.retrieval_eval import QuestionResult, abstention, calibrate_threshold, evaluate, load_questions
+from rag.services.abstention import AbstentionPolicy
 from rag.settings import Settings
 from tests.helpers import DATA, venv_script
 

@@ -1,4 +1,4 @@
-"""Evidence for answers (rag/evidence.py) with the real embedding model: quotes, markers, grounding."""
+"""Evidence for answers (rag/services/evidence.py) with the real embedding model: quotes, markers, grounding."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rag.evidence import (
+from rag.components.keyword_sqlite import KeywordIndex
+from rag.ports import WordFrequencies
+from rag.services.evidence import (
     EvidenceFinder,
     RecentVectors,
     cited_numbers,
@@ -16,8 +18,6 @@ from rag.evidence import (
     sentences,
     stems,
 )
-from rag.keyword import KeywordIndex
-from rag.ports import WordFrequencies
 from rag.settings import Settings
 
 LIGHTHOUSE_CHUNK = (

@@ -14,9 +14,9 @@ import chromadb
 import httpx
 import pytest
 
-from ingest.pipeline import chunk_id
-from ingest.records import PARSE_SHARE
-from rag.store import CHROMA_PREFIX
+from ingest.chunk_ids import chunk_id
+from ingest.storage.records import PARSE_SHARE
+from rag.components.chroma_store import CHROMA_PREFIX
 from tests import documents as docs
 from tests.documents import long_text
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until

@@ -2,7 +2,7 @@
 
 Each fails within its bound, fast, with a reason that names the setting, or is read within its bounds; and a
 small normal file uploaded right after it is ready meanwhile. What today's code already bounded says so. The
-time limits asserted here are far under each shape's cost without its bound (measured, README Limits):
+time limits asserted here are far under each shape's cost without its bound (measured, docs/api.md, Limits):
 the zip bomb took 130 s, the nested HTML ended in a RecursionError after 5 s, the operator bomb ~70 s.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.detect import DocType
 from ingest.errors import DocumentError
-from ingest.limits import IngestLimits
-from ingest.parse_pool import ParsePool
+from ingest.parsing.detect import DocType
+from ingest.parsing.limits import IngestLimits
+from ingest.parsing.parse_pool import ParsePool
 from tests import documents as docs
 from tests import hostile
 from tests.helpers import upload, wait_for_document, wait_until

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.records import Status
-from rag.documents import DocumentReader
-from rag.retrieval import Retriever
+from ingest.storage.records import Status
 from rag.runtime import Runtime
+from rag.services.documents import DocumentReader
+from rag.services.retrieval import Retriever
 from tests import documents as docs
 from tests.conftest import REPO, STORE_MODES
 from tests.helpers import RealTokenCounts, wait_until
@@ -287,7 +287,7 @@ def test_parsing_processes_leave_when_the_service_is_killed_outright():
     # behind waiting for work (each crash would leave them running).
     script = (
         "import time\n"
-        "from ingest.parse_pool import ParsePool\n"
+        "from ingest.parsing.parse_pool import ParsePool\n"
         "pool = ParsePool(2)\n"
         "pool.warm_up()\n"
         "while len(pool.process_ids()) < 2: time.sleep(0.1)\n"

@@ -6,12 +6,12 @@ import io
 
 import pytest
 
-from ingest.db import open_database
-from ingest.records import DocumentRecords
-from rag.keyword import KeywordIndex, match_expression
-from rag.keyword_postgres import PostgresKeywordIndex
-from rag.retrieval import Filters, Retriever, reciprocal_rank_fusion
+from ingest.storage.db import open_database
+from ingest.storage.records import DocumentRecords
+from rag.components.keyword_postgres import PostgresKeywordIndex
+from rag.components.keyword_sqlite import KeywordIndex, match_expression
 from rag.runtime import Runtime
+from rag.services.retrieval import Filters, Retriever, reciprocal_rank_fusion
 from tests import documents as docs
 
 

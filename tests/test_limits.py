@@ -15,12 +15,12 @@ import httpx
 import numpy as np
 import pytest
 
-from ingest.limits import CHROMA_MAX_METADATA_KEYS
 from ingest.metadata import RESERVED_METADATA_KEYS
-from ingest.records import Status
-from rag.api.errors import OPENAI_PATHS
-from rag.api.schemas import NOT_BLANK_PATTERN
+from ingest.parsing.limits import CHROMA_MAX_METADATA_KEYS
+from ingest.storage.records import Status
 from rag.runtime import Runtime
+from rag.server.api.errors import OPENAI_PATHS
+from rag.server.api.schemas import NOT_BLANK_PATTERN
 from rag.settings import Settings
 from tests import documents as docs
 from tests.helpers import LiveServer, error_reason, upload, wait_for_document, wait_until

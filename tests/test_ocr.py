@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.detect import DocType
 from ingest.errors import DocumentError
-from ingest.limits import IngestLimits
-from ingest.ocr import OcrOptions
-from ingest.parsers import parse
+from ingest.parsing.detect import DocType
+from ingest.parsing.limits import IngestLimits
+from ingest.parsing.ocr import OcrOptions
+from ingest.parsing.parsers import parse
 from tests import documents as docs
 from tests.helpers import error_reason, upload, wait_until
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embedder import SentenceTransformerEmbedder
-from rag.embedding_models import MINILM
-from rag.onnx_embedder import OnnxEmbedder
+from rag.components.embedding.onnx_embedder import OnnxEmbedder
+from rag.components.embedding.packaged_models import MINILM
+from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder
 
 TEXTS = [
     "How do I make fetchmail poll my IMAP server every five minutes?",
@@ -15,6 +15,8 @@ TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 80,  # past the model's window: truncated alike
     "ünïcödé, numbers 12 345 and symbols <>&",
 ]
+
+pytestmark = pytest.mark.needs_model
 
 
 @pytest.fixture(scope="module")

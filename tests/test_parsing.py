@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ingest.chunking import Chunker, join_sections
-from ingest.detect import DocType, detect_type
 from ingest.errors import DocumentError, EmptyDocument, UnsupportedDocument
-from ingest.parsers import ParsedDocument, Section, normalise, parse, repair_tex_codes
-from ingest.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
+from ingest.parsing.detect import DocType, detect_type
+from ingest.parsing.parsers import ParsedDocument, Section, normalise, parse, repair_tex_codes
+from ingest.parsing.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
 from ingest.service import clean_filename
 from tests import documents as docs
 

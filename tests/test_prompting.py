@@ -7,12 +7,12 @@ import importlib.util
 
 import pytest
 
-from rag.llm import OpenAICompatibleLLM
-from rag.local_llm import LocalVLLM
-from rag.local_model import LocalModelUnavailable
-from rag.prompting import PromptTooLong, TokenCountCache, build_messages, pack_prompt
+from rag.components.llm.local_vllm import LocalVLLM
+from rag.components.llm.openai_client import OpenAICompatibleLLM
+from rag.components.llm.packaged_model import LocalModelUnavailable
+from rag.ports import ChunkHit
+from rag.services.prompting import PromptTooLong, TokenCountCache, build_messages, pack_prompt
 from rag.settings import Settings
-from rag.store import ChunkHit
 
 
 def hit(document: str, index: int, words: int, score: float) -> ChunkHit:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from rag.query_batching import BatchingEmbedder
+from rag.components.embedding.query_batching import BatchingEmbedder
 
 QUESTIONS = [f"How do I configure option number {n} of the relay?" for n in range(24)] + ["short", "x" * 3000]
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from ingest.db import open_database
-from ingest.migrations import MIGRATIONS, schema_version
-from ingest.records import DocumentRecords, NewDocument, Status
+from ingest.storage.db import open_database
+from ingest.storage.migrations import MIGRATIONS, schema_version
+from ingest.storage.records import DocumentRecords, NewDocument, Status
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

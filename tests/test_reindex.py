@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from ingest.records import Status
+from ingest.storage.records import Status
+from rag.components.chroma_store import EmbeddingModelMismatch
 from rag.runtime import Runtime
-from rag.store import EmbeddingModelMismatch
 from tests import documents as docs
 from tests.helpers import venv_script, wait_until
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.records import PARSE_SHARE
+from ingest.storage.records import PARSE_SHARE
+from rag.components.chroma_store import ChromaStore
 from rag.settings import Settings
-from rag.store import ChromaStore
 from tests import documents as docs
 from tests.documents import long_text
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until

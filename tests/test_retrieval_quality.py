@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluation import evaluate
+from rag.evaluation.retrieval_eval import evaluate
 from rag.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "eval"

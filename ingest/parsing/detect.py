@@ -21,7 +21,7 @@ class DocType(enum.StrEnum):
     HTML = "text/html"
     MARKDOWN = "text/markdown"
     TEXT = "text/plain"
-    # Read with OCR (ingest/ocr.py), each image a page (each frame of a TIFF).
+    # Read with OCR (ingest/parsing/ocr.py), each image a page (each frame of a TIFF).
     PNG = "image/png"
     JPEG = "image/jpeg"
     TIFF = "image/tiff"

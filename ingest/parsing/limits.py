@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.ocr import OcrOptions
+from ingest.parsing.ocr import OcrOptions
 
 # Chroma writes one record's metadata in a single SQLite statement with six bind variables per key, and
 # SQLite allows 32,766: a record with more than 5,461 keys (Chroma's own `chroma:document` among them) makes
@@ -27,7 +27,7 @@ class IngestLimits:
     max_document_chars: int = 10_000_000
     max_document_chunks: int = 20_000
     # Work bounds, checked before the expensive step where a library allows it, and a time bound on the
-    # whole parse for what they miss (ingest/parse_pool.py).
+    # whole parse for what they miss (ingest/parsing/parse_pool.py).
     parse_timeout_s: float = 900.0
     max_pdf_pages: int = 10_000
     max_pdf_page_content_bytes: int = 4 * 1024 * 1024

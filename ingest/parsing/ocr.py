@@ -28,7 +28,7 @@ _WORDISH = re.compile(r"[^\W\d_]{2,}")
 # blank versos of printed manuals. Tesseract took ~0.4 s to find nothing on each.
 BLANK_CONTRAST = 16
 # PDFium keeps global state and is not thread-safe: every call into it in this process holds this lock
-# (ingestion's reader threads here, the API's page drawing in rag/pages.py).
+# (ingestion's reader threads here, the API's page drawing in rag/components/page_images.py).
 PDFIUM_LOCK = threading.Lock()
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from pebble import ProcessExpired, ProcessPool
 
-from ingest.detect import DocType
 from ingest.errors import DocumentError
-from ingest.limits import IngestLimits
-from ingest.parsers import PageCallback, ParsedDocument, parse
+from ingest.parsing.detect import DocType
+from ingest.parsing.limits import IngestLimits
+from ingest.parsing.parsers import PageCallback, ParsedDocument, parse
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.detect import IMAGES, DocType, decode_text
 from ingest.errors import DocumentError
-from ingest.html_text import html_sections, markdown_html
-from ingest.limits import IngestLimits
-from ingest.ocr import (
+from ingest.parsing.detect import IMAGES, DocType, decode_text
+from ingest.parsing.html_text import html_sections, markdown_html
+from ingest.parsing.limits import IngestLimits
+from ingest.parsing.ocr import (
     INSTALL_HINT,
     OcrUnavailable,
     PdfPageReader,
@@ -28,8 +28,8 @@ from ingest.ocr import (
     require_tesseract,
     tesseract_available,
 )
-from ingest.ocr import usable as ocr_usable
-from ingest.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
+from ingest.parsing.ocr import usable as ocr_usable
+from ingest.parsing.pdf_repair import cut_word_share, drop_dot_leaders, drop_running_lines, restore_spaces
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Section:
     text: str
     page: int | None = None  # 1-based
     path: tuple[str, ...] = ()  # the headings it sits under, outermost first
-    ocr: bool = False  # read from a scan (ingest/ocr.py)
+    ocr: bool = False  # read from a scan (ingest/parsing/ocr.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Mending what PDF text extraction gets wrong, measured on real manuals (README, "Retrieval quality").
+"""Mending what PDF text extraction gets wrong, measured on real manuals (docs/retrieval.md, "Retrieval quality").
 
 pypdf reads the text layer as the content stream draws it. Seen in the evaluation manuals:
 - words cut apart where a producer positions glyphs one by one (gropdf: "automak e", "o verview");

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ingest.db import Cursor, Database, Dialect
+from ingest.storage.db import Cursor, Database, Dialect
 
 _DOCUMENTS = """
 CREATE TABLE IF NOT EXISTS documents (

@@ -1,4 +1,4 @@
-"""Document records, in SQLite or PostgreSQL (ingest/db.py): the source of truth for what exists and in
+"""Document records, in SQLite or PostgreSQL (ingest/storage/db.py): the source of truth for what exists and in
 which state.
 
 The table doubles as the ingestion queue (status ``queued``), so the queue survives restarts and every
@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.db import Database, SqliteDatabase
 from ingest.errors import DocumentBeingDeleted, QueueFull
-from ingest.migrations import migrate
+from ingest.storage.db import Database, SqliteDatabase
+from ingest.storage.migrations import migrate
 
 
 class Status(enum.StrEnum):

@@ -3,7 +3,7 @@
 One Chroma collection per user collection (rather than one with a metadata filter) keeps queries fast:
 a ``where`` filter costs Chroma 20-470 ms at 10k-100k chunks, an unfiltered query ~5 ms. Beside it, a
 second one (``rag-NAME.documents``; a user's collection name never holds a dot) keeps one vector per short
-document, the mean of its chunks' (README, "Retrieval quality").
+document, the mean of its chunks' (docs/retrieval.md, "Retrieval quality").
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ingest.ports import MetadataValue
-from rag.embedding_models import MINILM
+from rag.components.embedding.packaged_models import MINILM
 from rag.ports import ChunkHit, DocumentHit, EmbeddingModelMismatch
 from rag.settings import PACKAGED_EMBEDDING_MODEL, Settings
 

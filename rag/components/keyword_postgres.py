@@ -4,8 +4,8 @@ One table for every collection (``chunk_keywords``, migration 3): a ``tsvector``
 ``english`` configuration) under a GIN index, and the chunk's length in words. Matching uses the index
 (an OR of the query's selective words); ranking is BM25, computed here from the term counts the tsvector
 keeps, as SQLite's FTS5 does: PostgreSQL's own ``ts_rank_cd`` has no inverse document frequency, and on the
-FAQ eval it lost 0.20 recall@5 in keyword mode (README "Many hosts"). The interface and the word selection
-are KeywordIndex's (rag/keyword.py), so hybrid retrieval reads either the same way.
+FAQ eval it lost 0.20 recall@5 in keyword mode (docs/many-hosts.md, "Many hosts"). The interface and the word selection
+are KeywordIndex's (rag/components/keyword_sqlite.py), so hybrid retrieval reads either the same way.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ingest.db import Database
-from rag.keyword import _WORD, query_words, selective_words
+from ingest.storage.db import Database
 from rag.ports import KeywordHit, WordFrequencies
+from rag.words import INDEX_WORD, query_words, selective_words
 
 CONFIG = "english"
 # BM25's parameters, FTS5's defaults.
@@ -70,7 +70,7 @@ class PostgresKeywordIndex:
                     f" VALUES (?, ?, ?, to_tsvector('{CONFIG}', ?), ?)"
                     " ON CONFLICT (collection, chunk_id) DO UPDATE SET document_id = EXCLUDED.document_id,"
                     " words = EXCLUDED.words, length = EXCLUDED.length",
-                    (collection, chunk_id, document_id, text, len(_WORD.findall(text))),
+                    (collection, chunk_id, document_id, text, len(INDEX_WORD.findall(text))),
                 )
 
     def delete_document(self, collection: str, document_id: str) -> None:

@@ -2,55 +2,29 @@
 
 One FTS5 table per collection (and a plain table mapping its rows to chunk and document ids), in its own
 SQLite file beside the records. It is written in the same calls
-that write Chroma (see HybridChunkStore), so it is always in step with the vectors: chunks added on
+that write Chroma (see rag/components/hybrid_store.py), so it is always in step with the vectors: chunks added on
 ingest, removed on delete, persisted, searched with FTS5's built-in bm25() ranking. FTS5 indexes
 incrementally, which a rebuilt-on-change index (bm25s and friends) would not.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from cachetools import TTLCache
 
-from ingest.db import Cursor, SqliteDatabase
-from ingest.ports import MetadataValue
+from ingest.storage.db import Cursor, SqliteDatabase
 from rag.ports import KeywordHit, WordFrequencies
+from rag.words import query_words, selective_words
 
-# Words too common to help ranking; dropping them keeps the OR query short.
-_STOPWORD_TEXT = """a an and are as at be by can do does for from how i if in is it its me my of on or so that the
-their them then there these this to was what when where which who why will with would you your"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-_WORD = re.compile(r"\w+", re.UNICODE)
 TOKENIZER = "porter unicode61 remove_diacritics 2"
-# A term in more than this share of a collection's chunks (and in more than MIN_COMMON chunks) hardly
-# ranks anything (its IDF is near zero) but makes FTS5 score most of the collection: it is left out.
-COMMON_SHARE = 0.05
-MIN_COMMON = 1000
-MAX_TERMS = 16
 # How many chunks hold each word, and how many chunks there are, only steer which words are searched (and
 # which count as unknown). Looking them up cost a third of a keyword search at 100k chunks, so they are
 # kept briefly: this process's writes to a collection start afresh at once, another process's show within
 # STATS_SECONDS. Only words found are kept, so a word a new document brings is never reported unknown.
 STATS_SECONDS = 30.0
-
-
-def query_words(query: str) -> list[str]:
-    return list(dict.fromkeys(w for w in _WORD.findall(query.lower()) if w not in STOPWORDS))
-
-
-def selective_words(words: list[str], frequency: dict[str, int], total: int) -> list[str]:
-    """The query's words minus those too common in a collection of ``total`` chunks to rank anything (rarest
-    first); ``frequency``: how many chunks hold each word."""
-    common = max(MIN_COMMON, COMMON_SHARE * total)
-    present = sorted((w for w in words if frequency[w]), key=lambda w: frequency[w])
-    selective = [w for w in present if frequency[w] <= common]
-    # If every word is common, the two rarest still rank something.
-    return (selective or present[:2])[:MAX_TERMS]
 
 
 def match_expression(query: str | list[str]) -> str | None:
@@ -257,37 +231,3 @@ class KeywordIndex:
             rows = cursor.execute(sql, params).fetchall()
         # FTS5's bm25() is lower-is-better; flip it so every score in the service reads the same way.
         return [KeywordHit(row["chunk_id"], row["document_id"], -row["rank"]) for row in rows]
-
-
-class HybridChunkStore:
-    """The ChunkStore ingestion writes to: Chroma for vectors and the keyword index, written together."""
-
-    def __init__(self, vectors, keywords: KeywordIndex):
-        self.vectors = vectors
-        self.keywords = keywords
-
-    def upsert(
-        self,
-        collection: str,
-        ids: Sequence[str],
-        embeddings: np.ndarray,
-        texts: Sequence[str],
-        metadatas: Sequence[dict[str, MetadataValue]],
-        search_texts: Sequence[str] | None = None,
-    ) -> None:
-        self.vectors.upsert(collection, ids, embeddings, texts, metadatas)
-        self.keywords.upsert(collection, ids, search_texts or texts, [str(m["document_id"]) for m in metadatas])
-
-    def upsert_document_vector(self, collection: str, document_id: str, vector: np.ndarray, chunks: int) -> None:
-        self.vectors.upsert_document_vector(collection, document_id, vector, chunks)
-
-    def delete_document(self, collection: str, document_id: str) -> None:
-        self.vectors.delete_document(collection, document_id)
-        self.keywords.delete_document(collection, document_id)
-
-    def count_document_chunks(self, collection: str, document_id: str) -> int:
-        return self.vectors.count_document_chunks(collection, document_id)
-
-    def drop_collection(self, collection: str) -> None:
-        self.vectors.drop_collection(collection)
-        self.keywords.drop_collection(collection)

@@ -9,17 +9,16 @@ call into it; the PNG encoding and the text matching happen outside it.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import io
 import re
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from cachetools import LRUCache
 
-from ingest.ocr import PDFIUM_LOCK
+from ingest.parsing.ocr import PDFIUM_LOCK
+from rag.ports import Box, PageNotFound
 
 # A page far taller than wide (a receipt, a poster) is drawn narrower so the image stays bounded too.
 MAX_HEIGHT_TO_WIDTH = 3
@@ -28,25 +27,6 @@ MAX_HEIGHT_TO_WIDTH = 3
 MIN_WORDS_MATCHED = 0.6
 _WORD = re.compile(r"\w+")
 _PDFIUM = PDFIUM_LOCK  # PDFium keeps global state: one lock for the process, shared with ingestion's OCR
-
-
-def page_etag(key: str, number: int, width: int) -> str:
-    """The validator of a drawn page: known before drawing it (the file's content, the page, the width)."""
-    return hashlib.sha256(f"{key}:{number}:{width}".encode()).hexdigest()[:32]
-
-
-class PageNotFound(Exception):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Box:
-    """A rectangle on the page, as fractions of its width and height from the top left corner."""
-
-    left: float
-    top: float
-    right: float
-    bottom: float
 
 
 class PageImages:

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from rag.store import ChunkHit
+from rag.components.chroma_store import ChunkHit
 
 CHUNK_CHARS = 1000
 OVERLAP_CHARS = 200

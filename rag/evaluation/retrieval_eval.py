@@ -5,7 +5,7 @@
 Each line of QUESTIONS.jsonl: {"question": ..., "doc": "file name" or null, "page": 12 (optional),
 "answer": ... (optional), "split": "dev" | "test" (optional)}; a null doc marks a question the documents
 cannot answer. The folder is ingested into a fresh collection through the normal pipeline, and every
-question goes through the same code as POST /v1/retrieve. The plain LangChain recipe (rag.plain_recipe)
+question goes through the same code as POST /v1/retrieve. The plain LangChain recipe (rag.evaluation.plain_recipe)
 indexes the same folder and answers the same questions in the same run, as the baseline.
 """
 
@@ -24,10 +24,10 @@ from typing import Any
 
 from ingest.errors import DocumentError, QueueFull
 from ingest.ports import Embedder
-from ingest.records import Status
-from rag.abstention import AbstentionPolicy
+from ingest.storage.records import Status
 from rag.ports import ChunkHit
 from rag.runtime import Runtime
+from rag.services.abstention import AbstentionPolicy
 from rag.settings import Settings
 
 RANKS = (1, 3, 5, 10)
@@ -265,18 +265,18 @@ def evaluate(
                     questions,
                     lambda q: runtime.keywords.unknown_words(collection, q),
                 )
-                report["modes"][mode] = summarise(results, settings.abstention)
+                report["modes"][mode] = summarise(results, AbstentionPolicy.from_settings(settings))
                 per_question[mode] = [asdict(r) for r in results]
         finally:
             runtime.stop()
     if baseline:
-        from rag.plain_recipe import PlainRecipe
+        from rag.evaluation.plain_recipe import PlainRecipe
 
         plain = PlainRecipe(docs_folder)
         try:
             results = run_questions(plain.search, questions)
             report["baseline_ingestion"] = plain.ingestion
-            report["modes"][BASELINE] = summarise(results, settings.abstention)
+            report["modes"][BASELINE] = summarise(results, AbstentionPolicy.from_settings(settings))
             per_question[BASELINE] = [asdict(r) for r in results]
         finally:
             plain.close()

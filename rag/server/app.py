@@ -11,21 +11,18 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.ports import Embedder
-from rag.api import collections, documents, health, openai_compat, query
-from rag.api.deps import get_principal
-from rag.api.errors import install_error_handlers
-from rag.api.openapi import openapi_schema
-from rag.api.web import add_api_docs, add_web_page
-from rag.auth import KeyRing
-from rag.llm import OpenAICompatibleLLM
-from rag.metrics import Metrics
-from rag.observability import RequestIdMiddleware
-from rag.prompting import TokenCountCache
 from rag.runtime import Runtime
+from rag.server.api import collections, documents, health, openai_compat, query
+from rag.server.api.deps import get_principal
+from rag.server.api.errors import install_error_handlers
+from rag.server.api.openapi import openapi_schema
+from rag.server.auth import KeyRing
+from rag.server.metrics import Metrics
+from rag.server.observability import RequestIdMiddleware
+from rag.server.web_pages import add_api_docs, add_web_page
 from rag.settings import Settings
 
 
@@ -40,23 +37,13 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, run_work
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, embedder=embedder, with_llm=True, events=metrics)
+        runtime = Runtime(settings, embedder=embedder, with_llm=True, events=metrics, answering_events=metrics)
         runtime.start(run_worker=run_worker)
         app.state.runtime = runtime
-        app.state.llm = OpenAICompatibleLLM(
-            runtime.llm_base_url,
-            model=runtime.llm_model,
-            api_key=settings.llm_api_key.get_secret_value(),
-            timeout_s=settings.llm_timeout_s,
-            connect_timeout_s=settings.llm_connect_timeout_s,
-            sampling=settings.sampling_guard,
-        )
-        app.state.token_counts = TokenCountCache()
         try:
             yield
         finally:
-            await app.state.llm.close()
-            await run_in_threadpool(runtime.stop)
+            await runtime.aclose()
 
     docs = settings.api_docs
     app = FastAPI(

@@ -41,10 +41,23 @@ class Metrics:
         )
         self.answers = Counter("rag_answers", "Questions answered, by outcome.", ["outcome"], registry=self.registry)
 
-    # The ingestion worker's events (see ingest.worker.IngestEvents).
+    # The ingestion worker's events (see ingest.ports.IngestEvents).
     def document_ready(self, chunks: int) -> None:
         self.documents_ingested.inc()
         self.chunks_written.inc(chunks)
 
     def document_failed(self) -> None:
         self.documents_failed.inc()
+
+    # Answering's events (see rag.ports.AnsweringEvents).
+    def retrieved(self, seconds: float) -> None:
+        self.retrieval_seconds.observe(seconds)
+
+    def first_token(self, seconds: float) -> None:
+        self.time_to_first_token_seconds.observe(seconds)
+
+    def generated(self, seconds: float) -> None:
+        self.generation_seconds.observe(seconds)
+
+    def answered(self, outcome: str) -> None:
+        self.answers.labels(outcome).inc()

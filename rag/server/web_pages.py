@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from rag.web import PAGE, STATIC_DIR
+from rag.server.web import PAGE, STATIC_DIR
 
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 # The browser itself refuses to reach another host from these pages. The web page needs nothing inline;

@@ -1,7 +1,7 @@
 """When to answer "not found" instead of asking the LLM: the rule, and the reason given to the person.
 
 Two signs that the documents do not hold the answer, calibrated together on the evaluation's dev split
-(README, "Retrieval quality"): the best passage's cosine similarity is low, or the question names something
+(docs/retrieval.md, "Retrieval quality"): the best passage's cosine similarity is low, or the question names something
 that no chunk of the collection mentions (a word of it is in no chunk) and the best passage is only
 moderately similar. Questions about something the documents never mention often score as high as real ones
 by meaning alone; the unknown word is what gives them away.
@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag.settings import Settings
+
 
 @dataclass(frozen=True, slots=True)
 class AbstentionPolicy:
     below_score: float  # RAG_ABSTAIN_BELOW_SCORE
     unknown_words_below_score: float  # RAG_ABSTAIN_UNKNOWN_WORDS_BELOW_SCORE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AbstentionPolicy:
+        return cls(settings.abstain_below_score, settings.abstain_unknown_words_below_score)
 
     def unknown_words_matter(self, best_score: float | None) -> bool:
         """Whether unknown words can change the decision: the score alone settles it outside this band, so

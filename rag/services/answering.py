@@ -8,17 +8,16 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from rag.documents import WholeDocuments
-from rag.evidence import Evidence, EvidenceFinder, GroundedSentence, Quote, SourceEvidence
-from rag.followup import fuse, retrieval_queries
-from rag.metrics import Metrics
-from rag.ports import ChunkHit, Delta, LLMClient, Message, Usage
-from rag.prompting import NOT_FOUND_ANSWER, PackedPrompt, PromptTooLong, TokenCountCache, pack_prompt
-from rag.retrieval import Filters, Retriever
+from rag.ports import AnsweringEvents, ChunkHit, Delta, LLMClient, Message, NoAnsweringEvents, Usage
+from rag.services.abstention import AbstentionPolicy
+from rag.services.documents import WholeDocuments
+from rag.services.evidence import Evidence, EvidenceFinder, GroundedSentence, Quote, SourceEvidence
+from rag.services.followups import fuse, retrieval_queries
+from rag.services.prompting import NOT_FOUND_ANSWER, PackedPrompt, PromptTooLong, TokenCountCache, pack_prompt
+from rag.services.retrieval import Filters, Retriever
 from rag.settings import Settings
 
 
@@ -44,47 +43,13 @@ class Citation:
     score: float  # retrieval: cosine similarity to the question
     chunk_start: int | None = None  # where the chunk's text starts in the document
     chunk_index: int | None = None  # the chunk's place in its document, to read its neighbours
-    # Evidence, once the answer is known (rag/evidence.py):
+    # Evidence, once the answer is known (rag/services/evidence.py):
     quote: Quote | None = None
     cited: bool = False
     support: float | None = None
 
     def with_evidence(self, evidence: SourceEvidence) -> Citation:
         return dataclasses.replace(self, quote=evidence.quote, cited=evidence.cited, support=evidence.support)
-
-    def as_dict(self) -> dict[str, Any]:
-        quote = None
-        if self.quote is not None:
-            offset = self.chunk_start or 0
-            quote = {
-                "text": self.quote.text,
-                "start": offset + self.quote.start,
-                "end": offset + self.quote.end,
-                "score": self.quote.score,
-            }
-        return {
-            "n": self.n,
-            "document_id": self.document_id,
-            "filename": self.filename,
-            "page": self.page,
-            "chunk_index": self.chunk_index,
-            "text": self.text,
-            "score": round(self.score, 4),
-            "quote": quote,
-            "cited": self.cited,
-            "support": self.support,
-        }
-
-
-def grounding_dict(sentence: GroundedSentence) -> dict[str, Any]:
-    return {
-        "text": sentence.text,
-        "start": sentence.start,
-        "end": sentence.end,
-        "citations": sentence.citations,
-        "support": sentence.support,
-        "supported": sentence.supported,
-    }
 
 
 @dataclass(slots=True)
@@ -155,7 +120,7 @@ class QueryService:
         llm: LLMClient,
         settings: Settings,
         token_counts: TokenCountCache,
-        metrics: Metrics | None = None,
+        events: AnsweringEvents | None = None,
         evidence: EvidenceFinder | None = None,
         documents: WholeDocuments | None = None,
     ):
@@ -163,7 +128,7 @@ class QueryService:
         self._llm = llm
         self._settings = settings
         self._token_counts = token_counts
-        self._metrics = metrics
+        self._events = events or NoAnsweringEvents()
         self._evidence = evidence
         self._documents = documents
 
@@ -196,8 +161,7 @@ class QueryService:
         # Embedding the query and the store lookup block: keep them off the event loop.
         started = time.perf_counter()
         hits = await run_in_threadpool(self._retriever.search, collection, query, top_k, filters)
-        if self._metrics:
-            self._metrics.retrieval_seconds.observe(time.perf_counter() - started)
+        self._events.retrieved(time.perf_counter() - started)
         return hits
 
     async def prepare(self, q: Question) -> Prepared:
@@ -206,7 +170,7 @@ class QueryService:
         searches = (self.retrieve(q.collection, text, q.top_k, q.filters) for text in queries)
         hits = fuse(list(await asyncio.gather(*searches)), q.top_k, self._settings.rrf_k)
         search_text = queries[0]
-        policy = self._settings.abstention
+        policy = AbstentionPolicy.from_settings(self._settings)
         best_score = max((hit.score for hit in hits), default=None)
         unknown_words: list[str] = []
         if policy.unknown_words_matter(best_score):  # one keyword-index lookup per word: only when it can decide
@@ -308,13 +272,13 @@ class QueryService:
         return packed, citations
 
     def _model_name(self) -> str:
-        info = getattr(self._llm, "cached_info", None)
+        info = self._llm.cached_info
         return info.id if info else (self._settings.llm_model or "")
 
     async def answer(self, q: Question) -> Answer:
         prepared = await self.prepare(q)
         if prepared.abstained:
-            self._count("abstained")
+            self._events.answered("abstained")
             return Answer(
                 NOT_FOUND_ANSWER,
                 [],
@@ -348,7 +312,7 @@ class QueryService:
         """The answer's text as it is generated (Delta items), then one Finished item: the finish reason,
         usage, and the citations ranked with their evidence."""
         if prepared.abstained:
-            self._count("abstained")
+            self._events.answered("abstained")
             yield Delta(text=NOT_FOUND_ANSWER)
             yield Finished("stop", Usage(), [], [])
             return
@@ -361,8 +325,7 @@ class QueryService:
                     parts.append(delta.text)
                     if first_token is None:
                         first_token = time.perf_counter()
-                        if self._metrics:
-                            self._metrics.time_to_first_token_seconds.observe(first_token - started)
+                        self._events.first_token(first_token - started)
                     yield delta
                 if delta.usage is not None and not finished:
                     finished = True
@@ -404,15 +367,10 @@ class QueryService:
         try:
             yield started
         except Exception:
-            self._count("error")
+            self._events.answered("error")
             raise
-        self._count("answered")
-        if self._metrics:
-            self._metrics.generation_seconds.observe(time.perf_counter() - started)
-
-    def _count(self, outcome: str) -> None:
-        if self._metrics:
-            self._metrics.answers.labels(outcome).inc()
+        self._events.answered("answered")
+        self._events.generated(time.perf_counter() - started)
 
     @staticmethod
     def timings(prepared: Prepared, generation_ms: float) -> dict[str, float]:

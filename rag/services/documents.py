@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.detect import DocType
-from ingest.files import FileStore
-from ingest.pipeline import chunk_id
-from ingest.records import DocumentRecord, DocumentRecords, Status
-from rag.pages import Box, PageImages, PageNotFound, page_etag
-from rag.ports import ChunkHit
-from rag.store import ChromaStore
+from ingest.chunk_ids import chunk_id
+from ingest.parsing.detect import DocType
+from ingest.storage.files import FileStore
+from ingest.storage.records import DocumentRecord, DocumentRecords, Status
+from rag.ports import Box, ChunkHit, PageDrawer, PageNotFound, VectorStore, page_etag
 
 
 class DocumentNotFound(LookupError):
@@ -29,9 +27,9 @@ class DocumentReader:
     def __init__(
         self,
         records: DocumentRecords,
-        store: ChromaStore,
+        store: VectorStore,
         files: FileStore | None = None,
-        page_images: PageImages | None = None,
+        page_images: PageDrawer | None = None,
     ):
         self._records = records
         self._store = store
@@ -134,7 +132,7 @@ def joined_text(chunks: list[ChunkHit]) -> str:
 class WholeDocuments:
     """The documents a question is scoped to, whole, when there are few enough of them to try."""
 
-    def __init__(self, records: DocumentRecords, store: ChromaStore, *, max_documents: int):
+    def __init__(self, records: DocumentRecords, store: VectorStore, *, max_documents: int):
         self._records = records
         self._store = store
         self._max_documents = max_documents

@@ -5,7 +5,7 @@ Everything here compares sentences: those of each cited chunk with the question 
 answer with the chunks' (grounding, and a share of the citations' order). Two measures of "says the same thing"
 are available: shared word stems (lexical) and the embedding model's cosine. `RAG_QUOTE_METHOD` and
 `RAG_GROUNDING_METHOD` pick one or both for each job; both were chosen on the PDF eval's dev split by
-`bench/quotes.py` (README, "Evidence"). Matching the question, a word counts by how rare it is in the
+`bench/quotes.py` (docs/api.md, "Evidence"). Matching the question, a word counts by how rare it is in the
 collection (BM25's inverse document frequency, from the keyword index): "Windows" in a question about argtable
 says more than "argument".
 """
@@ -23,15 +23,14 @@ from typing import Literal
 import numpy as np
 from cachetools import LRUCache
 
-from rag.keyword import STOPWORDS
 from rag.ports import WordFrequencies
+from rag.words import PROSE_WORD, STOPWORDS
 
 QuoteMethod = Literal["lexical", "embedding", "both"]
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 # A marker like [2] or [1, 3] or [1][2] in the answer.
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
-_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")
 # Citations are ordered by QUESTION_WEIGHT times how well each one's quote matches the question, plus
 # ANSWER_WEIGHT times how well the source supports the answer, plus its retrieval score. Chosen together on the
 # PDF eval's dev split (bench/quotes.py) for answers both right (the eval's own) and wrong (the embedded 135M
@@ -84,6 +83,17 @@ class Evidence:
 
 # The segmenter and the stemmer keep per-call state on the instance, so threads answering questions side by
 # side must not share one: each thread gets its own.
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A candidate quote in source ``n``: the sentences it is judged by (``core``, first and last) and the ones it
+    quotes with their neighbours (``around``); ``quote`` is their text, scored once chosen."""
+
+    n: int
+    core: tuple[int, int]
+    around: tuple[int, int]
+    quote: Quote
+
+
 _per_thread = threading.local()
 
 
@@ -132,7 +142,7 @@ def _paragraphs(text: str) -> list[tuple[int, str]]:
 
 
 def stems(text: str) -> set[str]:
-    words = [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+    words = [word for word in PROSE_WORD.findall(text.lower()) if word not in STOPWORDS]
     return set(_stemmer().stemWords(words))
 
 
@@ -258,20 +268,50 @@ class EvidenceFinder:
         match to the question, plus ``answer_weight`` times the source's support for the answer, plus the
         retrieval score."""
         chunk_sentences = {n: sentences(text) for n, text in sources.items()}
-        # (source, the window's sentences as (first, last), the quote's as (first, last), the quote it would give)
+        windows = self._windows(sources, chunk_sentences)
+        claims, claim_markers = claims_of(answer)
+        similarity = self._similarity(question, claims, sources, chunk_sentences, windows, word_frequencies)
+        quotes = self._quotes(windows, similarity[0])
+        # How well each source's quote matches the question; with no answer, it is the source's support too.
+        question_match = {n: float(quotes[n].score) if n in quotes else 0.0 for n in sources}
+        support, grounding = self._grounding(claims, claim_markers, windows, similarity[1:], sources)
+        if not claims:
+            support = dict(question_match)
+        cited = set(cited_numbers(answer))
+        evidence = {n: SourceEvidence(quotes.get(n), round(support.get(n, 0.0), 4), n in cited) for n in sources}
+        order = self._order(sources, question_match, support if claims else {}, retrieval_scores or {})
+        return Evidence(evidence, order, grounding)
+
+    def _windows(self, sources: dict[int, str], chunk_sentences: dict[int, list[Span]]) -> list[Window]:
+        """Every candidate quote of every source, in order."""
         windows = []
         for n, spans in chunk_sentences.items():
             for first, last in quote_windows(spans):
                 low, high = max(0, first - self._before), min(len(spans) - 1, last + self._after)
                 quote = Quote(sources[n][spans[low].start : spans[high].end], spans[low].start, spans[high].end, 0.0)
-                windows.append((n, (first, last), (low, high), quote))
-        cores = [
-            sources[n][chunk_sentences[n][first].start : chunk_sentences[n][last].end]
-            for n, (first, last), _, _ in windows
-        ]
-        claims, claim_markers = claims_of(answer)
+                windows.append(Window(n, (first, last), (low, high), quote))
+        return windows
+
+    def _similarity(
+        self,
+        question: str,
+        claims: list[Span],
+        sources: dict[int, str],
+        chunk_sentences: dict[int, list[Span]],
+        windows: list[Window],
+        word_frequencies: WordFrequencies | None,
+    ) -> np.ndarray:
+        """(1 + claims) x windows: row 0 how well each window answers the question (by the quote method), the
+        other rows how well it supports each of the answer's sentences (by the grounding method)."""
+
+        def core_text(window: Window) -> str:
+            # What a window is judged by: its own sentence(s), without the neighbours its quote takes.
+            spans = chunk_sentences[window.n]
+            return sources[window.n][spans[window.core[0]].start : spans[window.core[1]].end]
+
+        cores = [core_text(window) for window in windows]
         # The quote answers the question, whatever the answer says: a small model's answer is often wrong, and
-        # its words then pulled the quote away from the sentence that answers (README, "Evidence").
+        # its words then pulled the quote away from the sentence that answers (docs/api.md, "Evidence").
         queries = [question] + [strip_markers(claim.text) for claim in claims]
         # Each sentence is stemmed once; a window's stems (its own sentences', or its whole quote's) are their union.
         sentence_stems = {
@@ -281,37 +321,46 @@ class EvidenceFinder:
         def stems_of(n: int, first: int, last: int) -> set[str]:
             return set().union(*sentence_stems[n][first : last + 1])
 
-        lexical, cosine = self._agreements(queries, cores, [stems_of(n, *core) for n, core, _, _ in windows])
+        lexical, cosine = self._agreements(queries, cores, [stems_of(w.n, *w.core) for w in windows])
         if lexical is not None:
             # The question's words are looked for in the whole quote a window would give, each counted by its
             # rarity; the meaning (cosine) is the window's own sentence's.
             weights, asked = rarity_weights(word_frequencies), stems(question)
-            lexical[0] = [lexical_agreement(asked, stems_of(n, *around), weights) for n, _, around, _ in windows]
-        # Row 0 (the quote) by the quote method, the answer's sentences (grounding) by the grounding method.
-        similarity = np.vstack(
+            lexical[0] = [lexical_agreement(asked, stems_of(w.n, *w.around), weights) for w in windows]
+        return np.vstack(
             [combine(self._method, lexical, cosine)[:1], combine(self._grounding_method, lexical, cosine)[1:]]
         )
 
+    @staticmethod
+    def _quotes(windows: list[Window], answers_question: np.ndarray) -> dict[int, Quote]:
+        """Each source's best window for the question (none where no window matches at all)."""
         best: dict[int, tuple[float, Quote]] = {}
-        for column, (n, _, _, quote) in enumerate(windows):
-            score = float(similarity[0, column])
-            if score > 0 and (n not in best or score > best[n][0]):
-                best[n] = (score, quote)
-        quotes = {n: dataclasses.replace(quote, score=round(score, 4)) for n, (score, quote) in best.items()}
+        for column, window in enumerate(windows):
+            score = float(answers_question[column])
+            if score > 0 and (window.n not in best or score > best[window.n][0]):
+                best[window.n] = (score, window.quote)
+        return {n: dataclasses.replace(quote, score=round(score, 4)) for n, (score, quote) in best.items()}
 
-        # How well each source's quote matches the question; with no answer, it is the source's support too.
-        question_match = {n: float(quotes[n].score) if n in quotes else 0.0 for n in sources}
-        cited = set(cited_numbers(answer))
+    def _grounding(
+        self,
+        claims: list[Span],
+        claim_markers: list[list[int]],
+        windows: list[Window],
+        supports_claim: np.ndarray,
+        sources: dict[int, str],
+    ) -> tuple[dict[int, float], list[GroundedSentence]]:
+        """Each source's best support for any of the answer's sentences, and each sentence with the sources that
+        back it (those over the threshold, and those its markers name), best first."""
+        support: dict[int, float] = {}
         grounding: list[GroundedSentence] = []
-        support = {} if claims else dict(question_match)
-        for row, claim in enumerate(claims, start=1):
+        for row, claim in enumerate(claims):
             per_source: dict[int, float] = {}
-            for column, (n, _, _, _) in enumerate(windows):
-                per_source[n] = max(per_source.get(n, 0.0), float(similarity[row, column]))
+            for column, window in enumerate(windows):
+                per_source[window.n] = max(per_source.get(window.n, 0.0), float(supports_claim[row, column]))
             for n, value in per_source.items():
                 support[n] = max(support.get(n, 0.0), value)
             best = max(per_source.values(), default=0.0)
-            marked = [n for n in claim_markers[row - 1] if n in sources]
+            marked = [n for n in claim_markers[row] if n in sources]
             backing = sorted(
                 {n for n, value in per_source.items() if value >= self._threshold} | set(marked),
                 key=lambda n: -per_source.get(n, 0.0),
@@ -319,10 +368,17 @@ class EvidenceFinder:
             grounding.append(
                 GroundedSentence(claim.text, claim.start, claim.end, backing, round(best, 4), best >= self._threshold)
             )
-        evidence = {n: SourceEvidence(quotes.get(n), round(support.get(n, 0.0), 4), n in cited) for n in sources}
-        retrieval = retrieval_scores or {}
-        answer_support = support if claims else {}
-        order = sorted(
+        return support, grounding
+
+    def _order(
+        self,
+        sources: dict[int, str],
+        question_match: dict[int, float],
+        answer_support: dict[int, float],
+        retrieval: dict[int, float],
+    ) -> list[int]:
+        """The sources best first: the quote's match with the question, the answer's support, retrieval."""
+        return sorted(
             sources,
             key=lambda n: (
                 -(
@@ -333,7 +389,6 @@ class EvidenceFinder:
                 n,
             ),
         )
-        return Evidence(evidence, order, grounding)
 
     def _agreements(
         self, queries: list[str], candidates: list[str], candidate_stems: list[set[str]]

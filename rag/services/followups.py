@@ -10,7 +10,7 @@ conversation must not be dragged back to the old subject. Chosen by RAG_FOLLOWUP
   not look like a question about this conversation, ``recent`` is used instead;
 - ``off``: the question alone.
 
-Measured by bench/followups.py on a follow-up set built from the FAQ eval (README, "Follow-up questions").
+Measured by bench/followups.py on a follow-up set built from the FAQ eval (docs/api.md, "Follow-up questions").
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from rag.keyword import query_words
 from rag.ports import ChunkHit, LLMClient, LLMRejected, LLMTimeout, LLMUnavailable, Message
-from rag.retrieval import reciprocal_rank_fusion
+from rag.services.retrieval import reciprocal_rank_fusion
+from rag.words import query_words
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Hybrid fuses a third ranking when the collection has document vectors: short documents ranked by the mean
 of their chunks' vectors, each placed at its best chunk. A document answers as a whole, and a question can
-match the whole better than any one piece of it (README, "Retrieval quality": FAQ recall@5 +0.013 on test).
+match the whole better than any one piece of it (docs/retrieval.md, "Retrieval quality": FAQ recall@5 +0.013 on test).
 
 Only documents whose every chunk is written are visible. Whatever ranked a hit, its ``score`` is the
 cosine similarity of its embedding to the query's, so one abstention threshold serves every mode.
@@ -11,23 +11,18 @@ cosine similarity of its embedding to the query's, so one abstention threshold s
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ingest.pipeline import chunk_id
+from ingest.chunk_ids import chunk_id
 from ingest.ports import Embedder, MetadataValue
-from ingest.records import DocumentRecords
-from rag.ports import ChunkHit, DocumentHit, KeywordSearch, WordFrequencies
-from rag.store import ChromaStore
+from ingest.storage.records import DocumentRecords
+from rag.ports import ChunkHit, DocumentHit, KeywordSearch, VectorStore, WordFrequencies
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
-# A second stage that reorders hits (a cross-encoder, say): none ships by default, see README.
+# A second stage that reorders hits (a cross-encoder, say): none ships by default, see docs/retrieval.md.
 Reranker = Callable[[str, list[ChunkHit]], list[ChunkHit]]
-
-
-# Shared by all requests: keyword searches are short, and SQLite serialises them per index anyway.
-_KEYWORD_SEARCHES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
 
 
 class CollectionNotFound(LookupError):
@@ -53,7 +48,7 @@ class Retriever:
     def __init__(
         self,
         records: DocumentRecords,
-        store: ChromaStore,
+        store: VectorStore,
         embedder: Embedder,
         keywords: KeywordSearch | None = None,
         *,
@@ -64,7 +59,10 @@ class Retriever:
         document_weight: float = 1.0,
         score_margin: float | None = 0.3,
         reranker: Reranker | None = None,
+        keyword_pool: Executor | None = None,
     ):
+        """``keyword_pool``: where the keyword search runs while the query embeds (the runtime's, shared by all
+        requests); without one it runs first, in the calling thread."""
         if mode != "dense" and keywords is None:
             raise ValueError(f"retrieval mode {mode!r} needs a keyword index")
         self._records = records
@@ -78,6 +76,7 @@ class Retriever:
         self._document_weight = document_weight
         self._score_margin = score_margin
         self._reranker = reranker
+        self._keyword_pool = keyword_pool
 
     def unknown_words(self, collection: str, query: str) -> list[str]:
         """Words of the query that no chunk of the collection holds (none known without a keyword index)."""
@@ -86,6 +85,13 @@ class Retriever:
     def word_frequencies(self, collection: str, query: str) -> WordFrequencies | None:
         """How rare each of the query's words is in the collection (None without a keyword index)."""
         return self._keywords.word_frequencies(collection, query) if self._keywords is not None else None
+
+    def _submit(self, function: Callable[..., list], *args, **kwargs) -> Future:
+        if self._keyword_pool is not None:
+            return self._keyword_pool.submit(function, *args, **kwargs)
+        done: Future = Future()
+        done.set_result(function(*args, **kwargs))
+        return done
 
     def search(self, collection: str, query: str, k: int = 5, filters: Filters | None = None) -> list[ChunkHit]:
         """Blocking (embedding, SQLite, Chroma): call it from a worker thread in async code."""
@@ -97,7 +103,7 @@ class Retriever:
         keyword_search = None
         if self._mode in ("bm25", "hybrid"):
             # SQLite releases the GIL while it searches: the keyword search runs while the query embeds.
-            keyword_search = _KEYWORD_SEARCHES.submit(
+            keyword_search = self._submit(
                 self._keywords.search,
                 collection,
                 query,
@@ -151,7 +157,7 @@ class Retriever:
             if self._score_margin is not None and hits:
                 # BM25 can rank a chunk first on filler words alone ("start" in "started"); one far less
                 # similar in meaning than the best candidate is dropped. Measured on data/eval: no
-                # recall lost at margins 0.2-0.3 (README, "Retrieval quality").
+                # recall lost at margins 0.2-0.3 (docs/retrieval.md, "Retrieval quality").
                 best = max(hit.score for hit in hits)
                 hits = [hit for hit in hits if hit.score >= best - self._score_margin]
         if self._reranker is not None:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.records import DocumentRecord, Status
-from rag.answering import Answer, Citation
-from rag.api import deps
-from rag.api.app import create_app
-from rag.documents import DocumentNotFound
-from rag.pages import PageNotFound
-from rag.ports import LLMTimeout, LLMUnavailable, Usage
+from ingest.storage.records import DocumentRecord, Status
+from rag.ports import LLMTimeout, LLMUnavailable, PageNotFound, Usage
+from rag.server.api import deps
+from rag.server.app import create_app
+from rag.services.answering import Answer, Citation
+from rag.services.documents import DocumentNotFound
 from rag.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""requirements.lock is what every install path installs (README, Upgrading dependencies), so it is checked.
+"""requirements.lock is what every install path installs (docs/dependencies.md), so it is checked.
 
 A release made after our last commit once broke a fresh `make serve` (httpx2 2.17 refused httpx's Timeout)
 while nothing here had changed: only ranges were pinned. These tests hold the lock to three promises: it

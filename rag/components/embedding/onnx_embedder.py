@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedder import SPECIAL_TOKENS, untruncated_copy
+from rag.components.embedding.sentence_transformer import SPECIAL_TOKENS, untruncated_copy
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class OnnxEmbedder:
         import onnxruntime
         from sentence_transformers import SentenceTransformer
 
-        from rag.embedding_models import resolve_model_path
+        from rag.components.embedding.packaged_models import resolve_model_path
 
         path = Path(resolve_model_path(model, models_dir))
         st_model = SentenceTransformer(str(path), device="cpu", local_files_only=True)

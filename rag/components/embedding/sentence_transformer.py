@@ -1,5 +1,5 @@
-"""Sentence-transformers embeddings on PyTorch, loaded from local files only (rag/onnx_embedder.py runs the
-same model on ONNX Runtime). Which backend and device: ``choose_backend`` (RAG_EMBEDDING_BACKEND and
+"""Sentence-transformers embeddings on PyTorch, loaded from local files only (onnx_embedder.py beside it runs
+the same model on ONNX Runtime). Which backend and device: ``choose_backend`` (RAG_EMBEDDING_BACKEND and
 RAG_EMBEDDING_DEVICE)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding_models import resolve_model_path
+from rag.components.embedding.packaged_models import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def resolve_device(device: str) -> str:
 def choose_backend(backend: str, device: str) -> tuple[str, str]:
     """(backend, device) for RAG_EMBEDDING_BACKEND and RAG_EMBEDDING_DEVICE. ``auto`` is PyTorch, in fp16 on
     a GPU: on this project's CPUs ONNX Runtime in fp32 measured no faster than PyTorch 2.13 with
-    transformers 5, and int8 lost more retrieval than allowed (README, "Performance")."""
+    transformers 5, and int8 lost more retrieval than allowed (docs/performance.md, "Performance")."""
     device = resolve_device(device)
     if backend == "auto":
         backend = "torch"
@@ -69,7 +69,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
     Measured on this project's 2-core EPYC (AVX512-BF16), 2 threads, 400 real PDF chunks: bf16 weights
     embedded 2.0x as fast as fp32 for MiniLM and for mpnet, with a mean cosine of 0.9999 to the fp32 vectors
-    and retrieval on the eval's dev splits within 0.005 (README, "Performance")."""
+    and retrieval on the eval's dev splits within 0.005 (docs/performance.md, "Performance")."""
     if precision != "auto":
         return precision
     if device.startswith("cuda"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from rag.local_model import LocalModelUnavailable, prepare_local_model
+from rag.components.llm.packaged_model import LocalModelUnavailable, prepare_local_model
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from rag.ports import (
@@ -25,33 +24,11 @@ from rag.ports import (
     LLMUnavailable,
     Message,
     ModelInfo,
+    SamplingGuard,
     Usage,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SamplingGuard:
-    """Sampling parameters sent with every generation, against answers that repeat themselves until the
-    length cap. ``repetition_penalty`` is vLLM's (1.0 = off; an extra body field for the openai client);
-    ``frequency_penalty`` is OpenAI's. Stop tokens are the served model's own: vLLM reads them from the
-    model's generation_config (``eos_token_id``, e.g. Phi-3's <|end|> and <|endoftext|>); ``stop`` adds
-    strings for a model whose configuration lacks its end-of-turn token."""
-
-    repetition_penalty: float = 1.0
-    frequency_penalty: float = 0.0
-    stop: tuple[str, ...] = ()
-
-    def request_fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        if self.frequency_penalty:
-            fields["frequency_penalty"] = self.frequency_penalty
-        if self.stop:
-            fields["stop"] = list(self.stop)
-        if self.repetition_penalty != 1.0:
-            fields["extra_body"] = {"repetition_penalty": self.repetition_penalty}
-        return fields
 
 
 def server_root(base_url: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from rag.api.deps import PrincipalDep, ReaderDep
-from rag.api.errors import error_responses
+from rag.server.api.deps import PrincipalDep, ReaderDep
+from rag.server.api.errors import error_responses
 
 router = APIRouter(prefix="/v1/collections", tags=["documents"])
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ingest.service import IngestService
-from rag.answering import QueryService
-from rag.auth import KeyRing, Principal
-from rag.documents import DocumentReader
 from rag.ports import LLMClient
 from rag.runtime import Runtime
+from rag.server.auth import KeyRing, Principal
+from rag.services.answering import QueryService
+from rag.services.documents import DocumentReader
 from rag.settings import Settings
 
 
@@ -37,22 +37,12 @@ def get_principal(request: Request) -> Principal:
     return keyring.authenticate(request.headers.get("authorization"))
 
 
-def get_llm(request: Request) -> LLMClient:
-    return request.app.state.llm
+def get_llm(runtime: Annotated[Runtime, Depends(get_runtime)]) -> LLMClient:
+    return runtime.llm
 
 
-def get_query_service(
-    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)], llm: Annotated[LLMClient, Depends(get_llm)]
-) -> QueryService:
-    return QueryService(
-        runtime.retriever(),
-        llm,
-        runtime.settings,
-        request.app.state.token_counts,
-        request.app.state.metrics,
-        evidence=runtime.evidence_finder(),
-        documents=runtime.whole_documents(),
-    )
+def get_query_service(runtime: Annotated[Runtime, Depends(get_runtime)]) -> QueryService:
+    return runtime.query_service()
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

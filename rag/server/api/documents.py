@@ -10,11 +10,11 @@ from fastapi.exceptions import RequestValidationError
 
 from ingest.errors import DocumentError
 from ingest.metadata import parse_metadata
-from ingest.records import Status
 from ingest.service import PreparedUpload
-from rag.api.deps import IngestDep, PrincipalDep, ReaderDep, SettingsDep
-from rag.api.errors import ApiError, error_responses, status_for_document_error
-from rag.api.schemas import (
+from ingest.storage.records import Status
+from rag.server.api.deps import IngestDep, PrincipalDep, ReaderDep, SettingsDep
+from rag.server.api.errors import ApiError, error_responses, status_for_document_error
+from rag.server.api.schemas import (
     MAX_OFFSET,
     BoxOut,
     ChunkList,
@@ -27,8 +27,8 @@ from rag.api.schemas import (
     UploadedDocument,
     UploadResponse,
 )
-from rag.api.validation import invalid, validation_detail
-from rag.documents import DocumentNotFound
+from rag.server.api.validation import invalid, validation_detail
+from rag.services.documents import DocumentNotFound
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 

@@ -33,15 +33,14 @@ from ingest.errors import (
     StoreError,
     UnsupportedDocument,
 )
-from rag.api.schemas import ErrorBody, OpenAIErrorBody
-from rag.api.validation import validation_detail
-from rag.auth import AuthError
-from rag.documents import DocumentNotFound
-from rag.pages import PageNotFound
-from rag.ports import EmbeddingModelMismatch, LLMRejected, LLMTimeout, LLMUnavailable
-from rag.prompting import PromptTooLong
-from rag.retrieval import CollectionNotFound
+from rag.ports import EmbeddingModelMismatch, LLMRejected, LLMTimeout, LLMUnavailable, PageNotFound
 from rag.runtime import ServiceNotReady
+from rag.server.api.schemas import ErrorBody, OpenAIErrorBody
+from rag.server.api.validation import validation_detail
+from rag.server.auth import AuthError
+from rag.services.documents import DocumentNotFound
+from rag.services.prompting import PromptTooLong
+from rag.services.retrieval import CollectionNotFound
 
 
 class ApiError(Exception):

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from rag.api.deps import LLMDep, RuntimeDep
+from rag.server.api.deps import LLMDep, RuntimeDep
 
 router = APIRouter(tags=["health"])
 

@@ -1,14 +1,14 @@
 """OpenAI-compatible chat: point the official `openai` SDK (or any OpenAI client) at this service.
 
 The question is the conversation's last user message; earlier turns go to the model as they are, and a
-follow-up is searched with its conversation (rag/followup.py). The answer comes back as a standard
+follow-up is searched with its conversation (rag/services/followups.py). The answer comes back as a standard
 ChatCompletion (or a `chat.completion.chunk` stream) with extra `citations` and `grounding` fields.
 
 Collections are models: `GET /v1/models` lists the served model and one `rag/<collection>` per collection
 the key may use, and `model: "rag/manuals"` asks the `manuals` collection, so a client that cannot send
 extra body fields (a chat front end) can still choose. Any other model name (the served model's, or one a
 client hard-codes) means the `collection` body field, `default` unless given. Errors come in OpenAI's shape
-(rag/api/errors.py).
+(rag/server/api/errors.py).
 """
 
 from __future__ import annotations
@@ -24,12 +24,21 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ingest.service import COLLECTION_NAME
-from rag.answering import Finished, Prepared, QueryService, Question, grounding_dict
-from rag.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep, SettingsDep
-from rag.api.errors import ApiError, openai_error, openai_error_responses, status_of
-from rag.api.schemas import NOT_BLANK_PATTERN, CollectionName, FiltersIn, PositiveInt, TopK, answer_tokens
-from rag.api.validation import invalid
 from rag.ports import LLMRejected, LLMTimeout, LLMUnavailable, Message
+from rag.server.api.deps import LLMDep, PrincipalDep, QueryDep, RuntimeDep, SettingsDep
+from rag.server.api.errors import ApiError, openai_error, openai_error_responses, status_of
+from rag.server.api.schemas import (
+    NOT_BLANK_PATTERN,
+    CollectionName,
+    FiltersIn,
+    PositiveInt,
+    TopK,
+    answer_tokens,
+    citations_json,
+    grounding_json,
+)
+from rag.server.api.validation import invalid
+from rag.services.answering import Finished, Prepared, QueryService, Question
 from rag.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -185,11 +194,11 @@ async def chat_completions(
                 }
             ],
             "usage": answer.usage.as_dict(),
-            "citations": [c.as_dict() for c in answer.citations],
+            "citations": citations_json(answer.citations),
             "abstained": answer.abstained,
             "abstain_reason": answer.abstain_reason,
-            "closest": [c.as_dict() for c in answer.closest],
-            "grounding": [grounding_dict(g) for g in answer.grounding],
+            "closest": citations_json(answer.closest),
+            "grounding": grounding_json(answer.grounding),
             "context": answer.context,
         }
     prepared = await service.prepare(question)
@@ -238,10 +247,10 @@ async def _chunks(
 
     yield chunk(
         {"role": "assistant", "content": ""},
-        citations=[c.as_dict() for c in prepared.citations],
+        citations=citations_json(prepared.citations),
         abstained=prepared.abstained,
         abstain_reason=prepared.abstain_reason,
-        closest=[c.as_dict() for c in prepared.closest],
+        closest=citations_json(prepared.closest),
         context=prepared.context,
     )
     try:
@@ -251,8 +260,8 @@ async def _chunks(
                 yield chunk(
                     {},
                     item.finish_reason or "stop",
-                    citations=[c.as_dict() for c in item.citations],
-                    grounding=[grounding_dict(g) for g in item.grounding],
+                    citations=citations_json(item.citations),
+                    grounding=grounding_json(item.grounding),
                 )
                 if include_usage:
                     usage_chunk = {
@@ -267,6 +276,6 @@ async def _chunks(
             elif item.text:
                 yield chunk({"content": item.text})
     except (LLMUnavailable, LLMTimeout, LLMRejected) as exc:
-        # The same object an error before the stream gets as its body (rag/api/errors.py).
+        # The same object an error before the stream gets as its body (rag/server/api/errors.py).
         yield f"data: {json.dumps(openai_error(status_of(exc), str(exc)))}\n\n"
     yield "data: [DONE]\n\n"

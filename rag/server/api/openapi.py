@@ -13,8 +13,8 @@ from fastapi.openapi.utils import get_openapi
 
 from ingest.metadata import RESERVED_METADATA_KEYS
 from ingest.service import COLLECTION_PATTERN
-from rag.api.documents import UPLOAD_OPERATION
-from rag.api.schemas import METADATA_KEY_SCHEMA
+from rag.server.api.documents import UPLOAD_OPERATION
+from rag.server.api.schemas import METADATA_KEY_SCHEMA
 from rag.settings import Settings
 
 

@@ -9,18 +9,20 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from rag.answering import Finished, Prepared, QueryService, Question, grounding_dict
-from rag.api.deps import PrincipalDep, QueryDep, SettingsDep
-from rag.api.errors import error_responses
-from rag.api.schemas import (
+from rag.ports import LLMRejected, LLMTimeout, LLMUnavailable
+from rag.server.api.deps import PrincipalDep, QueryDep, SettingsDep
+from rag.server.api.errors import error_responses
+from rag.server.api.schemas import (
     QueryRequest,
     QueryResponse,
     RetrievedChunk,
     RetrieveRequest,
     RetrieveResponse,
     answer_tokens,
+    citations_json,
+    grounding_json,
 )
-from rag.ports import LLMRejected, LLMTimeout, LLMUnavailable
+from rag.services.answering import Finished, Prepared, QueryService, Question
 
 router = APIRouter(prefix="/v1", tags=["questions"])
 
@@ -66,15 +68,15 @@ async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, 
         answer = await service.answer(question)
         return QueryResponse(
             answer=answer.answer,
-            citations=[c.as_dict() for c in answer.citations],
+            citations=citations_json(answer.citations),
             model=answer.model,
             usage=answer.usage.as_dict(),
             abstained=answer.abstained,
             finish_reason=answer.finish_reason,
             timings=answer.timings,
             abstain_reason=answer.abstain_reason,
-            closest=[c.as_dict() for c in answer.closest],
-            grounding=[grounding_dict(g) for g in answer.grounding],
+            closest=citations_json(answer.closest),
+            grounding=grounding_json(answer.grounding),
             retrieval_query=answer.retrieval_query,
             context=answer.context,
         )
@@ -93,10 +95,10 @@ async def _sse(service: QueryService, prepared: Prepared, question: Question) ->
     yield sse_event(
         "citations",
         {
-            "citations": [c.as_dict() for c in prepared.citations],
+            "citations": citations_json(prepared.citations),
             "abstained": prepared.abstained,
             "abstain_reason": prepared.abstain_reason,
-            "closest": [c.as_dict() for c in prepared.closest],
+            "closest": citations_json(prepared.closest),
             "model": prepared.model,
             "retrieval_query": prepared.retrieval_query,
             "context": prepared.context,
@@ -116,8 +118,8 @@ async def _sse(service: QueryService, prepared: Prepared, question: Question) ->
                         "timings": timings,
                         "finish_reason": item.finish_reason,
                         "abstained": prepared.abstained,
-                        "citations": [c.as_dict() for c in item.citations],
-                        "grounding": [grounding_dict(g) for g in item.grounding],
+                        "citations": citations_json(item.citations),
+                        "grounding": grounding_json(item.grounding),
                     },
                 )
             elif item.text:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from ingest.metadata import INT64, MAX_KEY_CHARS, validate_metadata_key
-from ingest.records import DocumentRecord, Status
 from ingest.service import COLLECTION_PATTERN, validate_collection
-from rag.api.validation import invalid
+from ingest.storage.records import DocumentRecord, Status
 from rag.ports import ChunkHit
-from rag.retrieval import Filters
+from rag.server.api.validation import invalid
+from rag.services.answering import Citation
+from rag.services.evidence import GroundedSentence
+from rag.services.retrieval import Filters
 
 # A collection's name, checked by the same rule as at upload; the schema carries the rule as a pattern.
 CollectionName = Annotated[
@@ -321,6 +324,25 @@ class CitationOut(BaseModel):
         default=None, description="How well the source supports the answer, 0-1; citations come best first."
     )
 
+    @classmethod
+    def of(cls, citation: Citation) -> CitationOut:
+        quote = citation.quote
+        offset = citation.chunk_start or 0  # the quote's offsets are in its chunk; the API's in the document
+        return cls(
+            n=citation.n,
+            document_id=citation.document_id,
+            filename=citation.filename,
+            page=citation.page,
+            chunk_index=citation.chunk_index,
+            text=citation.text,
+            score=round(citation.score, 4),
+            quote=None
+            if quote is None
+            else QuoteOut(text=quote.text, start=offset + quote.start, end=offset + quote.end, score=quote.score),
+            cited=citation.cited,
+            support=citation.support,
+        )
+
 
 class GroundedSentenceOut(BaseModel):
     text: str = Field(description="One sentence of the answer.")
@@ -329,6 +351,26 @@ class GroundedSentenceOut(BaseModel):
     citations: list[int] = Field(description="Numbers of the sources that support it, best first.")
     support: float = Field(description="The best source's agreement with the sentence, 0-1.")
     supported: bool = Field(description="False: no source supports this sentence; check it.")
+
+    @classmethod
+    def of(cls, sentence: GroundedSentence) -> GroundedSentenceOut:
+        return cls(
+            text=sentence.text,
+            start=sentence.start,
+            end=sentence.end,
+            citations=sentence.citations,
+            support=sentence.support,
+            supported=sentence.supported,
+        )
+
+
+def citations_json(citations: Sequence[Citation]) -> list[dict[str, Any]]:
+    """The citations as every response and stream sends them: through CitationOut, the one shape /docs shows."""
+    return [CitationOut.of(c).model_dump(mode="json") for c in citations]
+
+
+def grounding_json(sentences: Sequence[GroundedSentence]) -> list[dict[str, Any]]:
+    return [GroundedSentenceOut.of(g).model_dump(mode="json") for g in sentences]
 
 
 def answer_tokens(requested: int | None, settings_max: int, field: str = "max_tokens") -> int | None:

@@ -1,5 +1,5 @@
 """The web page for people: plain HTML (index.html), CSS and JavaScript (static/), no build step and nothing
-fetched from another host. rag/api/web.py serves it."""
+fetched from another host. rag/server/web_pages.py serves it."""
 
 from pathlib import Path
 
