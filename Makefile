@@ -13,7 +13,7 @@ LOCK_INPUTS := pyproject.toml --extra dev --extra local-llm --extra bench --extr
 TORCH_INDEX ?= $(if $(PIP_FIND_LINKS),,https://download.pytorch.org/whl/cpu)
 TORCH_SOURCE := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),--find-links $(PIP_FIND_LINKS))
 
-.PHONY: setup lock lock-check ocr serve test test-fast test-deps docs lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-build compose-cpu-down
+.PHONY: setup lock lock-check ocr serve test test-fast test-deps docs settings-docs lint format bench-ingest eval-data eval eval-sets compose-cpu compose-cpu-build compose-cpu-down
 
 setup: $(VENV)/.installed ocr
 
@@ -96,6 +96,11 @@ SPLIT ?= test
 eval-sets: setup eval-data
 	$(VENV)/bin/rag eval data/eval/faq/docs data/eval/faq/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/faq-$(SPLIT)
 	$(VENV)/bin/rag eval data/eval/pdf/docs data/eval/pdf/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/pdf-$(SPLIT)
+
+# The settings reference in docs/configuration.md and .env.example, from rag/settings/groups.py (a unit test fails
+# when they drift).
+settings-docs: setup
+	$(PY) -m rag.settings.reference --write
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or anchor fails.
 docs: setup

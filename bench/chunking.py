@@ -28,11 +28,11 @@ def main() -> None:
     parser.add_argument("--config", action="append", help="CHUNK_TOKENS/OVERLAP_TOKENS (repeatable)")
     args = parser.parse_args()
     base = Settings(_env_file=None)
-    embedder = load_embedder(base)
+    embedder = load_embedder(base.embedding, base.storage.models_dir)
     rows = []
     for config in args.config or CONFIGS:
         size, overlap = (int(part) for part in config.split("/"))
-        settings = base.model_copy(update={"chunk_tokens": size, "chunk_overlap_tokens": overlap})
+        settings = base.replace(chunk_tokens=size, chunk_overlap_tokens=overlap)
         report = evaluate(args.docs, args.questions, settings=settings, embedder=embedder, baseline=False)
         for mode, figures in report["modes"].items():
             rows.append(

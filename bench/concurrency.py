@@ -105,18 +105,18 @@ def main() -> None:
     from rag.runtime import load_embedder
     from rag.server.app import create_app
     from rag.services.retrieval import Filters
-    from rag.settings import Settings
+    from rag.settings import LocalLLMConfig, Settings
 
     questions = (QUESTIONS * (args.concurrency // len(QUESTIONS) + 1))[: args.concurrency]
     with tempfile.TemporaryDirectory() as state:
         local = None
         llm_url = args.llm_url
         if llm_url is None:
-            local = LocalVLLM(Settings(_env_file=None, data_dir=Path(state)), Path(state) / "vllm.log")
+            local = LocalVLLM(LocalLLMConfig(), Settings(_env_file=None).storage.models_dir, Path(state) / "vllm.log")
             local.start()
             llm_url = local.base_url
         settings = Settings(_env_file=None, data_dir=Path(state) / "service", llm_base_url=llm_url)
-        embedder = load_embedder(settings)
+        embedder = load_embedder(settings.embedding, settings.storage.models_dir)
         app = create_app(settings, embedder=embedder)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))

@@ -101,7 +101,8 @@ def main() -> None:
     parser.add_argument("--scenarios", default="1,2,3", help="which to run (scenario 2 takes ~20 min on 2 cores)")
     args = parser.parse_args()
     scenarios = set(args.scenarios.split(","))
-    embedder = load_embedder(Settings(_env_file=None))
+    defaults = Settings(_env_file=None)
+    embedder = load_embedder(defaults.embedding, defaults.storage.models_dir)
     embedder.embed(["warm-up"])
     results = {"machine": platform.machine(), "python": platform.python_version()}
 

@@ -103,7 +103,7 @@ def main() -> None:
     defaults = Settings(_env_file=None)
     with tempfile.TemporaryDirectory() as scratch:
         state = args.state or scratch
-        settings = defaults.model_copy(update={"data_dir": Path(state), "chroma_url": None})
+        settings = defaults.replace(data_dir=Path(state), chroma_url=None)
         runtime = Runtime(settings, with_llm=not (args.llm or args.no_llm))
         runtime.start(run_worker=False, wait=True)
         try:

@@ -40,7 +40,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(data_dir=Path(state), chroma_url=None)
-        embedder = load_embedder(settings)
+        embedder = load_embedder(settings.embedding, settings.storage.models_dir)
         embedder.embed(["warm-up"])  # first call pays one-off allocations; leave them out of both timings
         runtime = Runtime(settings, embedder=embedder)
         runtime.start(run_worker=False, wait=True)
@@ -89,8 +89,8 @@ def main() -> None:
         "pipeline_over_floor": round(pipeline_s / floor_s, 3),
         "parse_and_chunk_seconds": round(parse_chunk_s, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "chunk_tokens": settings.chunk_tokens,
-        "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+        "chunk_tokens": settings.chunking.tokens,
+        "chunk_overlap_tokens": settings.chunking.overlap_tokens,
     }
     print(
         f"{result['documents_ready']} documents, {pages} pages, {len(texts)} chunks\n"

@@ -73,7 +73,7 @@ def run_ours(folder: Path) -> dict:
 
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(_env_file=None, data_dir=Path(state), chroma_url=None)  # plus the variant's RAG_*
-        embedder = load_embedder(settings)
+        embedder = load_embedder(settings.embedding, settings.storage.models_dir)
         embedder.embed(["warm-up"])
         runtime = Runtime(settings, embedder=embedder)
         runtime.start(run_worker=False, wait=True)

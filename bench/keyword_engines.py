@@ -89,7 +89,7 @@ def main() -> None:
                                 questions,
                                 lambda q, kw=keywords: kw.unknown_words("eval", q),
                             )
-                            figures = summarise(results, AbstentionPolicy.from_settings(settings))
+                            figures = summarise(results, AbstentionPolicy.from_config(settings.answering))
                             report["results"][f"{split}/{mode}/{name}"] = figures
                             print(
                                 f"{split:4} {mode:6} {name:15} n={figures['questions']} "

@@ -117,7 +117,7 @@ def main() -> None:
     questions = (questions * (args.queries // len(questions) + 1))[: args.queries]
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(_env_file=None, data_dir=Path(state), llm_base_url="http://127.0.0.1:9/v1")
-        embedder = load_embedder(settings)
+        embedder = load_embedder(settings.embedding, settings.storage.models_dir)
         runtime = Runtime(settings, embedder=embedder)
         runtime.start(run_worker=False, wait=True)
         started = time.perf_counter()
@@ -128,7 +128,7 @@ def main() -> None:
 
         results = {}
         for mode in ("hybrid", "dense"):
-            app_settings = settings.model_copy(update={"retrieval_mode": mode})
+            app_settings = settings.replace(retrieval_mode=mode)
             port = free_port()
             server = uvicorn.Server(
                 uvicorn.Config(create_app(app_settings, embedder=embedder), port=port, log_level="warning")

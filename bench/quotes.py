@@ -81,7 +81,7 @@ def main() -> None:
     defaults = Settings(_env_file=None)
     with tempfile.TemporaryDirectory() as scratch:
         state = args.state or Path(scratch)
-        runtime = Runtime(defaults.model_copy(update={"data_dir": state, "chroma_url": None}))
+        runtime = Runtime(defaults.replace(data_dir=state, chroma_url=None))
         runtime.start(run_worker=False, wait=True)
         try:
             if not runtime.records.collection_exists("quotes"):
@@ -242,7 +242,7 @@ def whole_document_figures(runtime: Runtime, questions, top_k: int) -> None:
     from rag.services.documents import WholeDocuments
     from rag.services.retrieval import Filters
 
-    tokenizer = AutoTokenizer.from_pretrained(str(runtime.settings.models_dir / "SmolLM2-135M-Instruct"))
+    tokenizer = AutoTokenizer.from_pretrained(str(runtime.settings.storage.models_dir / "SmolLM2-135M-Instruct"))
     records, _ = runtime.records.list(collection="quotes", limit=10_000)
     by_name = {record.filename: record for record in records}
     whole = WholeDocuments(runtime.records, runtime.store, max_documents=1)

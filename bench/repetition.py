@@ -71,9 +71,7 @@ def main() -> None:
     questions = [q for q in load_questions(FAQ_SET / "questions.jsonl", args.split) if q.doc][: args.questions]
     with tempfile.TemporaryDirectory() as scratch:
         state = args.state or scratch
-        settings = Settings(_env_file=None).model_copy(
-            update={"data_dir": Path(state), "chroma_url": None, "llm_base_url": args.llm}
-        )
+        settings = Settings(_env_file=None).replace(data_dir=Path(state), chroma_url=None, llm_base_url=args.llm)
         runtime = Runtime(settings, with_llm=not args.llm)
         runtime.start(run_worker=False, wait=True)
         try:

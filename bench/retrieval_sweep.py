@@ -42,7 +42,7 @@ def main() -> None:
     defaults = Settings(_env_file=None)
     rows = []
     with tempfile.TemporaryDirectory() as state:
-        runtime = Runtime(defaults.model_copy(update={"data_dir": Path(state), "chroma_url": None}))
+        runtime = Runtime(defaults.replace(data_dir=Path(state), chroma_url=None))
         runtime.start(run_worker=False, wait=True)
         try:
             ingest_folder(runtime, root / "docs", "sweep")
@@ -61,9 +61,9 @@ def main() -> None:
                 )
                 figures = summarise(
                     run_questions(lambda q, k, r=retriever: r.search("sweep", q, k), questions),
-                    AbstentionPolicy.from_settings(defaults),
+                    AbstentionPolicy.from_config(defaults.answering),
                 )
-                is_default = all(getattr(defaults, name) == value for name, value in setting.items())
+                is_default = all(defaults.flat_values()[name] == value for name, value in setting.items())
                 rows.append({**setting, "default": is_default, **figures})
         finally:
             runtime.stop()

@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=REPO / "data" / "eval" / "docs")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--model", default=Settings(_env_file=None).embedding_model)
+    parser.add_argument("--model", default=Settings(_env_file=None).embedding.model)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     layouts = {f"1 worker x {cores} threads (baseline)": (1, cores), f"{cores} workers x 1 thread": (cores, 1)}

@@ -35,13 +35,13 @@ def serve(
     from rag.server.app import create_app
 
     settings = Settings()
-    _configure_logging(settings.log_level, settings.log_format)
+    _configure_logging(settings.server.log_level, settings.server.log_format)
     uvicorn.run(
         create_app(settings, run_worker=worker),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
         log_config=None,  # our handlers: structured, with request ids
-        log_level=settings.log_level.lower(),
+        log_level=settings.server.log_level.lower(),
         timeout_graceful_shutdown=10,
     )
 
@@ -62,14 +62,16 @@ def worker(
 
     settings = Settings()
     if concurrency is not None:
-        settings = settings.model_copy(update={"ingest_active_documents": concurrency})
-    _configure_logging(settings.log_level, settings.log_format)
+        settings = settings.replace(ingest_active_documents=concurrency)
+    _configure_logging(settings.server.log_level, settings.server.log_format)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     with Runtime(settings) as runtime:
         runtime.start(wait=True)
-        log.info("ingestion worker %s: %d documents at once", runtime.ingest.identity, settings.ingest_active_documents)
+        log.info(
+            "ingestion worker %s: %d documents at once", runtime.ingest.identity, settings.ingestion.active_documents
+        )
         while not stopping.wait(1):  # a timed wait lets the signal handlers run
             pass
 
@@ -193,7 +195,7 @@ def reindex(
         if not names:
             raise typer.BadParameter("name the collections to re-index, or pass --all")
         ids = [document_id for name in names for document_id in runtime.ingest.reindex(name)]
-        console.print(f"re-indexing {len(ids)} documents in {', '.join(names)} with {settings.embedding_model}")
+        console.print(f"re-indexing {len(ids)} documents in {', '.join(names)} with {settings.embedding.model}")
         failures = _wait_for_documents(runtime, ids, console)
     for failure in failures:
         console.print(f"[red]failed[/red] {failure}")

@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ingest.chunking import Chunker
 from ingest.parsing.parse_pool import ParsePool
@@ -37,33 +38,33 @@ from rag.services.documents import WholeDocuments
 from rag.services.evidence import EvidenceFinder, RecentVectors
 from rag.services.prompting import TokenCountCache
 from rag.services.retrieval import Retriever
-from rag.settings import Settings
+from rag.settings import EmbeddingConfig, Settings
 
 log = logging.getLogger(__name__)
 # Sentences (and questions) whose vectors the evidence keeps: ~3 KB each with mpnet, ~12 MB in all.
 EVIDENCE_VECTORS_KEPT = 4096
 
 
-def load_embedder(settings: Settings) -> Embedder:
+def load_embedder(config: EmbeddingConfig, models_dir: Path) -> Embedder:
     from rag.components.embedding.sentence_transformer import SentenceTransformerEmbedder, choose_backend
 
-    backend, device = choose_backend(settings.embedding_backend, settings.embedding_device)
+    backend, device = choose_backend(config.backend, config.device)
     if backend in ("onnx", "onnx-int8"):
         from rag.components.embedding.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(
-            settings.embedding_model,
-            batch_size=settings.embedding_batch_size,
-            models_dir=settings.models_dir,
-            threads=settings.embedding_threads,
+            config.model,
+            batch_size=config.batch_size,
+            models_dir=models_dir,
+            threads=config.threads,
             int8=backend == "onnx-int8",
         )
     return SentenceTransformerEmbedder(
-        settings.embedding_model,
+        config.model,
         device=device,
-        batch_size=settings.embedding_batch_size,
-        models_dir=settings.models_dir,
-        precision=settings.embedding_precision,
+        batch_size=config.batch_size,
+        models_dir=models_dir,
+        precision=config.precision,
     )
 
 
@@ -84,18 +85,18 @@ class Runtime:
         """``with_llm``: build the LLM client (and start the embedded vLLM when no LLM server is configured), as
         serving does. ``events``: ingestion's (the server's metrics); ``answering_events``: answering's."""
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database_url = settings.database_url.get_secret_value() if settings.database_url else None
-        self.records = DocumentRecords(open_database(database_url, settings.records_path))
-        self.files = FileStore(settings.originals_dir)
-        self.store = ChromaStore.from_settings(settings)
+        storage = settings.storage
+        storage.data_dir.mkdir(parents=True, exist_ok=True)
+        self.records = DocumentRecords(open_database(storage.database_dsn, storage.records_path))
+        self.files = FileStore(storage.originals_dir)
+        self.store = ChromaStore.from_config(storage, settings.embedding.model)
         self.keywords: KeywordIndex | PostgresKeywordIndex = (
-            PostgresKeywordIndex(self.records.database) if database_url else KeywordIndex(settings.keywords_path)
+            PostgresKeywordIndex(self.records.database) if storage.database_dsn else KeywordIndex(storage.keywords_path)
         )
         # Ingestion writes vectors and keywords together, so the two indexes never drift apart.
         self.chunk_store = HybridChunkStore(self.store, self.keywords)
         self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
-        self.page_images = PageImages(cache_bytes=settings.page_cache_bytes)
+        self.page_images = PageImages(cache_bytes=settings.server.page_cache_bytes)
         self.embedder: Embedder | None = embedder
         self._parse_pool: ParsePool | None = None
         self._query_embedder: BatchingEmbedder | None = None
@@ -112,27 +113,27 @@ class Runtime:
         # The embedded LLM, only when serving and no LLM server is configured.
         self.local_llm: LocalVLLM | None = None
         self.local_llm_error: str | None = None
-        if with_llm and not settings.llm_base_url:
-            self.local_llm = LocalVLLM(settings, settings.data_dir / "logs" / "vllm.log")
+        if with_llm and not settings.llm.base_url:
+            self.local_llm = LocalVLLM(settings.local_llm, storage.models_dir, storage.data_dir / "logs" / "vllm.log")
         self.llm: LLMClient | None = self.make_llm() if with_llm else None
 
     @property
     def llm_base_url(self) -> str | None:
-        return self.settings.llm_base_url or (self.local_llm.base_url if self.local_llm else None)
+        return self.settings.llm.base_url or (self.local_llm.base_url if self.local_llm else None)
 
     @property
     def llm_model(self) -> str | None:
-        return self.settings.llm_model or (self.local_llm.served_name if self.local_llm else None)
+        return self.settings.llm.model or (self.local_llm.served_name if self.local_llm else None)
 
     def make_llm(self, **overrides) -> OpenAICompatibleLLM:
         """A client of the configured (or embedded) LLM server; ``overrides`` replace its options (benchmarks)."""
-        settings = self.settings
+        config = self.settings.llm
         options = {
             "model": self.llm_model,
-            "api_key": settings.llm_api_key.get_secret_value(),
-            "timeout_s": settings.llm_timeout_s,
-            "connect_timeout_s": settings.llm_connect_timeout_s,
-            "sampling": settings.sampling_guard,
+            "api_key": config.api_key.get_secret_value(),
+            "timeout_s": config.timeout_s,
+            "connect_timeout_s": config.connect_timeout_s,
+            "sampling": config.sampling_guard,
         }
         return OpenAICompatibleLLM(self.llm_base_url, **{**options, **overrides})
 
@@ -168,7 +169,7 @@ class Runtime:
     def _load_and_start(self, run_worker: bool) -> None:
         try:
             if self.embedder is None:
-                self.embedder = load_embedder(self.settings)
+                self.embedder = load_embedder(self.settings.embedding, self.settings.storage.models_dir)
             # Questions asked at the same time share one forward pass (rag/components/embedding/query_batching.py).
             self._query_embedder = BatchingEmbedder(self.embedder)
             self._evidence_vectors = RecentVectors(self._query_embedder.embed, EVIDENCE_VECTORS_KEPT)
@@ -176,8 +177,8 @@ class Runtime:
                 WorkerDeps.of(self.ingest),
                 self.make_pipeline(self.embedder),
                 self._events,
-                active_documents=self.settings.ingest_active_documents,
-                lease_seconds=self.settings.job_lease_seconds,
+                active_documents=self.settings.ingestion.active_documents,
+                lease_seconds=self.settings.ingestion.job_lease_seconds,
             )
             if run_worker:
                 self.worker.start()
@@ -188,19 +189,19 @@ class Runtime:
     def make_pipeline(self, embedder: Embedder) -> DocumentPipeline:
         chunker = Chunker(
             embedder.count_tokens,
-            chunk_tokens=min(self.settings.chunk_tokens, embedder.max_tokens),
-            overlap_tokens=self.settings.chunk_overlap_tokens,
+            chunk_tokens=min(self.settings.chunking.tokens, embedder.max_tokens),
+            overlap_tokens=self.settings.chunking.overlap_tokens,
             max_tokens=embedder.max_tokens,
-            context_tokens=self.settings.chunk_context_tokens,
+            context_tokens=self.settings.chunking.context_tokens,
         )
-        processes = self.settings.parse_processes
+        processes = self.settings.ingestion.parse_processes
         if processes is None:
             # auto: one per core, up to the documents the worker reads at once, and at least two, so that one
             # long PDF's parse never holds up the rest. Parsing in processes keeps it out of this process's
             # GIL, which a parsing thread holds while the embedder and the API wait for it: on 2 cores, 85 PDF
             # pages ingested in 8.1 s against 9.7 s (threads) and 9.7 s (one process), alternating; on a GPU
             # host, parsing is the limit.
-            processes = min(max(2, os.cpu_count() or 1), self.settings.ingest_active_documents)
+            processes = min(max(2, os.cpu_count() or 1), self.settings.ingestion.active_documents)
         if processes and self._parse_pool is None:
             self._parse_pool = ParsePool(processes)
             self._parse_pool.warm_up()
@@ -211,10 +212,10 @@ class Runtime:
             embedder,
             self.chunk_store,
             chunker,
-            self.settings.write_batch_size,
+            self.settings.ingestion.write_batch_size,
             self.settings.ingest_limits,
             parse_pool=self._parse_pool if processes else None,
-            document_vector_max_chunks=self.settings.document_vector_max_chunks,
+            document_vector_max_chunks=self.settings.retrieval.document_vector_max_chunks,
         )
 
     def retriever(self, *, mode: str | None = None, keywords: KeywordSearch | None = None) -> Retriever:
@@ -226,27 +227,29 @@ class Runtime:
             self.store,
             self._query_embedder,
             keywords or self.keywords,
-            mode=mode or self.settings.retrieval_mode,
-            candidates=self.settings.retrieval_candidates,
-            rrf_k=self.settings.rrf_k,
-            dense_weight=self.settings.rrf_dense_weight,
-            document_weight=self.settings.rrf_document_weight,
-            score_margin=self.settings.retrieval_score_margin,
+            mode=mode or self.settings.retrieval.mode,
+            candidates=self.settings.retrieval.candidates,
+            rrf_k=self.settings.retrieval.rrf_k,
+            dense_weight=self.settings.retrieval.rrf_dense_weight,
+            document_weight=self.settings.retrieval.rrf_document_weight,
+            score_margin=self.settings.retrieval.score_margin,
             keyword_pool=self._keyword_pool,
         )
 
     def whole_documents(self) -> WholeDocuments:
-        return WholeDocuments(self.records, self.store, max_documents=self.settings.whole_documents_max_documents)
+        return WholeDocuments(
+            self.records, self.store, max_documents=self.settings.answering.whole_documents_max_documents
+        )
 
     def evidence_finder(self) -> EvidenceFinder:
         if self._evidence_vectors is None:
             raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
         return EvidenceFinder(
             self._evidence_vectors,
-            method=self.settings.quote_method,
-            grounding_method=self.settings.grounding_method,
-            support_threshold=self.settings.grounding_threshold,
-            neighbours=(self.settings.quote_context_sentences, self.settings.quote_context_sentences),
+            method=self.settings.evidence.quote_method,
+            grounding_method=self.settings.evidence.grounding_method,
+            support_threshold=self.settings.evidence.grounding_threshold,
+            neighbours=(self.settings.evidence.quote_context_sentences, self.settings.evidence.quote_context_sentences),
         )
 
     def query_service(self, llm: LLMClient | None = None) -> QueryService:
@@ -257,14 +260,19 @@ class Runtime:
             return self._query_service
         if llm is None and self.llm is None:
             raise RuntimeError("this runtime was built without an LLM (with_llm=False)")
+        settings = self.settings
         service = QueryService(
             self.retriever(),
             llm or self.llm,
-            self.settings,
+            settings.answering,
             self.token_counts,
             self._answering_events,
             evidence=self.evidence_finder(),
             documents=self.whole_documents(),
+            fusion_k=settings.retrieval.rrf_k,
+            system_role=settings.llm.system_role,
+            chunk_stride=settings.chunking.stride,
+            model_name=settings.llm.model,
         )
         if llm is None:
             self._query_service = service

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.server.app import create_app
-from rag.settings import Settings
+from rag.settings import EmbeddingConfig, Settings, StorageConfig
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
 from tests.postgres import Cluster
 
@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def embedder():
     from rag.runtime import load_embedder
 
-    return load_embedder(Settings(_env_file=None, models_dir=REPO / "data" / "models"))
+    return load_embedder(EmbeddingConfig(), REPO / "data" / "models")
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +84,7 @@ def llm_server(tmp_path_factory) -> Iterator[str]:
     settings = Settings(
         _env_file=None, data_dir=state, models_dir=REPO / "data" / "models", local_llm_max_model_len=2048
     )
-    server = LocalVLLM(settings, state / "vllm.log")
+    server = LocalVLLM(settings.local_llm, settings.storage.models_dir, state / "vllm.log")
     try:
         server.start()
         yield server.base_url
@@ -106,7 +106,7 @@ def make_settings(tmp_path, request) -> Callable[..., Settings]:
 def _clear_chroma(url: str) -> None:
     from rag.components.chroma_store import chroma_client
 
-    client = chroma_client(Settings(_env_file=None, chroma_url=url))
+    client = chroma_client(StorageConfig(chroma_url=url))
     for collection in client.list_collections():
         client.delete_collection(collection.name)
 
@@ -127,8 +127,8 @@ def make_client(make_settings, embedder) -> Iterator[Callable[..., TestClient]]:
     yield start
     for client, settings in reversed(started):
         client.__exit__(None, None, None)
-        if settings.chroma_url:
-            _clear_chroma(settings.chroma_url)
+        if settings.storage.chroma_url:
+            _clear_chroma(settings.storage.chroma_url)
 
 
 @pytest.fixture(params=STORE_MODES)

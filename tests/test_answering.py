@@ -336,7 +336,7 @@ def test_abstains_without_calling_the_llm_when_nothing_is_relevant(make_client):
     assert body["answer"] == NOT_FOUND_ANSWER and body["citations"] == []
     assert body["usage"]["total_tokens"] == 0
     # The refusal shows its evidence: the closest passages with their scores, and why they were not enough.
-    shipped = AbstentionPolicy.from_settings(Settings(_env_file=None))
+    shipped = AbstentionPolicy.from_config(Settings(_env_file=None).answering)
     assert body["closest"] and all(c["score"] < shipped.unknown_words_below_score for c in body["closest"])
     assert body["closest"][0]["filename"] == "almanac.pdf"
     assert "similarity" in body["abstain_reason"]
@@ -357,7 +357,7 @@ def test_a_question_about_something_no_document_mentions_is_refused_naming_it(ma
     body = client.post("/v1/query", json={"question": "Is the Quillhaven lighthouse lit by a zeppelin?"}).json()
     assert body["abstained"] is True and "no document mentions 'zeppelin'" in body["abstain_reason"]
     # Similar enough by meaning alone to be answered: the unknown word decided.
-    assert body["closest"][0]["score"] >= Settings(_env_file=None).abstain_below_score
+    assert body["closest"][0]["score"] >= Settings(_env_file=None).answering.abstain_below_score
 
 
 def test_llm_down_gives_503_while_retrieval_keeps_working(make_client):

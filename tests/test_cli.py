@@ -41,7 +41,7 @@ def test_ingest_a_folder_reports_progress_and_failures(tmp_path):
     assert "photo.gif: unsupported file type" in result.stderr
     assert "locked.pdf: the PDF is encrypted" in result.stderr
 
-    records = DocumentRecords(Settings(_env_file=None, data_dir=data_dir).records_path)
+    records = DocumentRecords(Settings(_env_file=None, data_dir=data_dir).storage.records_path)
     ready, _ = records.list(collection="manuals", status=Status.READY)
     assert sorted(r.filename for r in ready) == ["almanac.pdf", "bees.md", "ferry.docx"]
     records.close()

@@ -210,7 +210,7 @@ def test_one_bad_file_refuses_the_whole_request_and_stores_nothing(client):
     assert response.status_code == 400
     assert [f["filename"] for f in response.json()["files"]] == ["empty.txt", "photo.gif"]
     assert client.get("/v1/documents").json()["total"] == 0
-    staging = client.app.state.runtime.settings.originals_dir / ".staging"
+    staging = client.app.state.runtime.settings.storage.originals_dir / ".staging"
     assert list(staging.iterdir()) == []
 
 
@@ -270,7 +270,7 @@ def test_file_names_are_data_never_paths(client):
     assert windows["filename"] == "bees.md"
     record = wait_for_document(client, document["id"])
     assert record["status"] == "ready"
-    files_dir = client.app.state.runtime.settings.originals_dir
+    files_dir = client.app.state.runtime.settings.storage.originals_dir
     assert (files_dir / document["id"]).exists()
     assert not (files_dir.parent / "etc").exists()
 

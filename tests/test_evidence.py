@@ -49,7 +49,7 @@ def test_markers_are_read_in_every_form_and_belong_to_their_sentence():
 def test_the_quote_is_the_sentence_that_answers_verbatim(embedder, method):
     finder = EvidenceFinder(embedder.embed, method=method)
     shipped = Settings(_env_file=None)
-    wide = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=(2, 2))
+    wide = EvidenceFinder(embedder.embed, method=shipped.evidence.quote_method, neighbours=(2, 2))
     quote = wide.find(QUESTION, "", {1: LIGHTHOUSE_CHUNK}).sources[1].quote
     assert "14 March 1887" in quote.text and LIGHTHOUSE_CHUNK[quote.start : quote.end] == quote.text
     evidence = finder.find(QUESTION, "", {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK}, {1: 0.5, 2: 0.45})
@@ -76,7 +76,9 @@ def test_a_wrong_answer_moves_neither_the_quote_nor_the_order(embedder):
     with the wrong answer does not lead the citations (before, the answer's words chose the quote too, and its
     support alone ordered them)."""
     shipped = Settings(_env_file=None)
-    finder = EvidenceFinder(embedder.embed, method=shipped.quote_method, grounding_method=shipped.grounding_method)
+    finder = EvidenceFinder(
+        embedder.embed, method=shipped.evidence.quote_method, grounding_method=shipped.evidence.grounding_method
+    )
     sources, scores = {1: FERRY_CHUNK, 2: LIGHTHOUSE_CHUNK}, {1: 0.5, 2: 0.45}
     wrong_sentence = finder.find(QUESTION, "The harbour wall was rebuilt after the storm of 1862.", sources, scores)
     assert "14 March 1887" in wrong_sentence.sources[2].quote.text
@@ -92,10 +94,10 @@ def test_a_right_answer_lifts_the_source_it_rests_on(embedder):
     answer = "The Quillhaven lighthouse was first lit on 14 March 1887 by keeper Odalys Brennick."
     sources, scores = {1: restated, 2: LIGHTHOUSE_CHUNK}, {1: 0.6, 2: 0.6}
     shipped = Settings(_env_file=None)
-    finder = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=(2, 2))
+    finder = EvidenceFinder(embedder.embed, method=shipped.evidence.quote_method, neighbours=(2, 2))
     assert finder.find(QUESTION, "", sources, scores).order == [1, 2]  # by the question alone
     assert finder.find(QUESTION, answer, sources, scores).order == [2, 1]
-    deaf = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=(2, 2), answer_weight=0)
+    deaf = EvidenceFinder(embedder.embed, method=shipped.evidence.quote_method, neighbours=(2, 2), answer_weight=0)
     assert deaf.find(QUESTION, answer, sources, scores).order == [1, 2]
 
 
@@ -124,8 +126,8 @@ def test_rare_words_of_the_question_choose_the_quote(embedder, tmp_path):
     assert counted.chunks == 31 and counted.counts["windows"] == 1 and counted.counts["argtable"] == 31
 
     shipped = Settings(_env_file=None)
-    around = (shipped.quote_context_sentences, shipped.quote_context_sentences)
-    finder = EvidenceFinder(embedder.embed, method=shipped.quote_method, neighbours=around)
+    around = (shipped.evidence.quote_context_sentences, shipped.evidence.quote_context_sentences)
+    finder = EvidenceFinder(embedder.embed, method=shipped.evidence.quote_method, neighbours=around)
     quote = finder.find(question, "", {1: ARGTABLE_CHUNK}, word_frequencies=counted).sources[1].quote
     assert "Microsoft Windows does not provide" in quote.text
     assert ARGTABLE_CHUNK[quote.start : quote.end] == quote.text

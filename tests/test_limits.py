@@ -21,7 +21,7 @@ from ingest.storage.records import Status
 from rag.runtime import Runtime
 from rag.server.api.errors import OPENAI_PATHS
 from rag.server.api.schemas import NOT_BLANK_PATTERN
-from rag.settings import Settings
+from rag.settings import LimitsConfig, Settings
 from tests import documents as docs
 from tests.helpers import LiveServer, error_reason, upload, wait_for_document, wait_until
 
@@ -56,7 +56,7 @@ def test_chroma_breaks_a_collection_for_good_past_its_metadata_key_limit_and_our
         add(broken, "innocent", {"k": 1})
 
     # The most keys a setting may allow, plus the pipeline's own (a PDF chunk has them all), plus Chroma's.
-    allowed = Settings.model_fields["max_metadata_keys"].metadata[-1].le
+    allowed = LimitsConfig.model_fields["max_metadata_keys"].metadata[-1].le
     assert allowed + len(RESERVED_METADATA_KEYS) + 1 <= CHROMA_MAX_METADATA_KEYS
 
 
@@ -72,7 +72,7 @@ def test_metadata_with_thousands_of_keys_is_refused_and_the_collection_keeps_wor
 
 
 def test_the_most_metadata_keys_a_setting_allows_still_ingest(make_client):
-    most = Settings.model_fields["max_metadata_keys"].metadata[-1].le
+    most = LimitsConfig.model_fields["max_metadata_keys"].metadata[-1].le
     client = make_client(max_metadata_keys=most, max_metadata_bytes=1_000_000)
     metadata = json.dumps({f"k{i}": i for i in range(most)})
     document = upload(client, ("almanac.pdf", docs.ALMANAC_PDF), metadata=metadata).json()["documents"][0]

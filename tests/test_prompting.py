@@ -12,7 +12,7 @@ from rag.components.llm.openai_client import OpenAICompatibleLLM
 from rag.components.llm.packaged_model import LocalModelUnavailable
 from rag.ports import ChunkHit
 from rag.services.prompting import PromptTooLong, TokenCountCache, build_messages, pack_prompt
-from rag.settings import Settings
+from rag.settings import LocalLLMConfig, Settings
 
 
 def hit(document: str, index: int, words: int, score: float) -> ChunkHit:
@@ -103,6 +103,6 @@ def test_missing_vllm_is_reported_with_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real_find_spec(name, *a)
     )
-    server = LocalVLLM(Settings(_env_file=None, data_dir=tmp_path), tmp_path / "vllm.log")
+    server = LocalVLLM(LocalLLMConfig(), Settings(_env_file=None).storage.models_dir, tmp_path / "vllm.log")
     with pytest.raises(LocalModelUnavailable, match=r"vLLM is not installed.*requirements\.lock"):
         server.start()

@@ -29,7 +29,7 @@ def test_another_model_is_refused_until_the_collection_is_reindexed(make_setting
     first.stop()
 
     # The same files, the service now configured with another model (by name: the test reuses one model).
-    other = settings.model_copy(update={"embedding_model": "another-name-for-the-same-model"})
+    other = settings.replace(embedding_model="another-name-for-the-same-model")
     second = Runtime(other, embedder=embedder)
     second.start(wait=True)
     try:
@@ -60,10 +60,10 @@ def test_rag_reindex_from_the_shell(make_settings, embedder, tmp_path):
     minilm = "sentence-transformers/all-MiniLM-L6-v2"  # a real second model, with vectors of another size
     env = {
         **os.environ,
-        "RAG_DATA_DIR": str(settings.data_dir),
-        "RAG_MODELS_DIR": str(settings.models_dir.resolve()),
+        "RAG_DATA_DIR": str(settings.storage.data_dir),
+        "RAG_MODELS_DIR": str(settings.storage.models_dir.resolve()),
         "RAG_EMBEDDING_MODEL": minilm,
-        "RAG_LLM_BASE_URL": settings.llm_base_url,
+        "RAG_LLM_BASE_URL": settings.llm.base_url,
     }
     env.pop("RAG_CHROMA_URL", None)
     result = subprocess.run(
@@ -71,7 +71,7 @@ def test_rag_reindex_from_the_shell(make_settings, embedder, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert f"re-indexing 1 documents in default with {minilm}" in result.stderr
-    moved = Runtime(settings.model_copy(update={"embedding_model": minilm}))  # loads MiniLM itself
+    moved = Runtime(settings.replace(embedding_model=minilm))  # loads MiniLM itself
     moved.start(wait=True)
     try:
         assert (

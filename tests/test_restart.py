@@ -12,7 +12,7 @@ import pytest
 
 from ingest.storage.records import PARSE_SHARE
 from rag.components.chroma_store import ChromaStore
-from rag.settings import Settings
+from rag.settings import PACKAGED_EMBEDDING_MODEL, StorageConfig
 from tests import documents as docs
 from tests.documents import long_text
 from tests.helpers import UNREACHABLE_LLM, free_port, ingestion_ready, venv_script, wait_until
@@ -25,7 +25,7 @@ def stored_chunks(data_dir: Path, document_id: str) -> int:
     from chromadb.api.client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
-    store = ChromaStore.from_settings(Settings(_env_file=None, data_dir=data_dir))
+    store = ChromaStore.from_config(StorageConfig(data_dir=data_dir), PACKAGED_EMBEDDING_MODEL)
     return store.count_document_chunks("default", document_id)
 
 

@@ -79,12 +79,12 @@ def test_retrieval_quality_stays_above_its_floor(gate, tmp_path, embedder):
         docs,
         questions,
         settings=settings,
-        modes=(settings.retrieval_mode,),
+        modes=(settings.retrieval.mode,),
         embedder=embedder,
         baseline=False,
         out_dir=tmp_path / "report",
     )
-    figures = report["modes"][settings.retrieval_mode]
+    figures = report["modes"][settings.retrieval.mode]
     assert figures["questions"] == count and figures["unanswerable"] > 0
     measured = {
         "recall@5": figures["recall@5"],
@@ -99,7 +99,7 @@ def test_retrieval_quality_stays_above_its_floor(gate, tmp_path, embedder):
     per_question = json.loads((tmp_path / "report" / "report.json").read_text())["per_question"]
     answerable = [
         {key: row[key] for key in ("id", "doc_rank", "page_hit_at_5", "top_score", "unknown_words", "retrieved")}
-        for row in per_question[settings.retrieval_mode]
+        for row in per_question[settings.retrieval.mode]
         if row["answerable"]
     ]
     below = {name: (measured[name], floor) for name, floor in gate.floors.items() if measured[name] < floor}

@@ -19,7 +19,7 @@ import numpy as np
 from ingest.ports import MetadataValue
 from rag.components.embedding.packaged_models import MINILM
 from rag.ports import ChunkHit, DocumentHit, EmbeddingModelMismatch
-from rag.settings import PACKAGED_EMBEDDING_MODEL, Settings
+from rag.settings import PACKAGED_EMBEDDING_MODEL, StorageConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +51,21 @@ def nearest(target, embedding: np.ndarray, k: int, where: dict[str, Any] | None,
     )
 
 
-def chroma_client(settings: Settings):
+def chroma_client(storage: StorageConfig):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
+    if storage.chroma_url:
+        url = urlparse(storage.chroma_url)
         return chromadb.HttpClient(
             host=url.hostname or "127.0.0.1",
             port=url.port or (443 if url.scheme == "https" else 8000),
             ssl=url.scheme == "https",
             settings=chroma_settings,
         )
-    settings.chroma_path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+    storage.chroma_path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(storage.chroma_path), settings=chroma_settings)
 
 
 class ChromaStore:
@@ -76,10 +76,8 @@ class ChromaStore:
         self._collections: dict[str, Any] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ChromaStore:
-        return cls(
-            chroma_client(settings), ef_search=settings.chroma_hnsw_ef_search, embedding_model=settings.embedding_model
-        )
+    def from_config(cls, storage: StorageConfig, embedding_model: str) -> ChromaStore:
+        return cls(chroma_client(storage), ef_search=storage.chroma_hnsw_ef_search, embedding_model=embedding_model)
 
     def heartbeat(self) -> None:
         self._client.heartbeat()

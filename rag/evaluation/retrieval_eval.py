@@ -243,17 +243,17 @@ def evaluate(
         "docs_folder": str(docs_folder),
         "questions_file": str(questions_path),
         "split": split or "all",
-        "chunk_tokens": settings.chunk_tokens,
-        "chunk_overlap_tokens": settings.chunk_overlap_tokens,
-        "embedding_model": settings.embedding_model,
-        "abstain_below_score": settings.abstain_below_score,
-        "abstain_unknown_words_below_score": settings.abstain_unknown_words_below_score,
+        "chunk_tokens": settings.chunking.tokens,
+        "chunk_overlap_tokens": settings.chunking.overlap_tokens,
+        "embedding_model": settings.embedding.model,
+        "abstain_below_score": settings.answering.abstain_below_score,
+        "abstain_unknown_words_below_score": settings.answering.abstain_unknown_words_below_score,
         "modes": {},
     }
     per_question: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as scratch:
         if not use_settings_data_dir:
-            settings = settings.model_copy(update={"data_dir": Path(scratch), "chroma_url": None})
+            settings = settings.replace(data_dir=Path(scratch), chroma_url=None)
         runtime = Runtime(settings, embedder=embedder)
         runtime.start(run_worker=False, wait=True)
         try:
@@ -265,7 +265,7 @@ def evaluate(
                     questions,
                     lambda q: runtime.keywords.unknown_words(collection, q),
                 )
-                report["modes"][mode] = summarise(results, AbstentionPolicy.from_settings(settings))
+                report["modes"][mode] = summarise(results, AbstentionPolicy.from_config(settings.answering))
                 per_question[mode] = [asdict(r) for r in results]
         finally:
             runtime.stop()
@@ -276,7 +276,7 @@ def evaluate(
         try:
             results = run_questions(plain.search, questions)
             report["baseline_ingestion"] = plain.ingestion
-            report["modes"][BASELINE] = summarise(results, AbstentionPolicy.from_settings(settings))
+            report["modes"][BASELINE] = summarise(results, AbstentionPolicy.from_config(settings.answering))
             per_question[BASELINE] = [asdict(r) for r in results]
         finally:
             plain.close()

@@ -31,7 +31,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, run_work
     serves the API only, beside `rag worker` processes."""
 
     keyring = KeyRing.from_settings(
-        settings.api_keys.get_secret_value() if settings.api_keys else None, settings.api_keys_file
+        settings.access.api_keys.get_secret_value() if settings.access.api_keys else None, settings.access.api_keys_file
     )
     metrics = Metrics()
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, run_work
         finally:
             await runtime.aclose()
 
-    docs = settings.api_docs
+    docs = settings.server.api_docs
     app = FastAPI(
         title="rag",
         version="0.1.0",
@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, run_work
     app.state.keyring = keyring
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.limits.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so even refusals carry an id
     Instrumentator(excluded_handlers=["/metrics", "/healthz", "/readyz"], registry=metrics.registry).instrument(app)
 
@@ -73,7 +73,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None, run_work
     app.include_router(collections.router, dependencies=protected)
     if docs:
         add_api_docs(app, title=app.title, openapi_url="/openapi.json")
-    if settings.web_page:
+    if settings.server.web_page:
         add_web_page(app)
 
     @app.get("/metrics", include_in_schema=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.settings import Settings
+from rag.settings import AnsweringConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +20,8 @@ class AbstentionPolicy:
     unknown_words_below_score: float  # RAG_ABSTAIN_UNKNOWN_WORDS_BELOW_SCORE
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AbstentionPolicy:
-        return cls(settings.abstain_below_score, settings.abstain_unknown_words_below_score)
+    def from_config(cls, answering: AnsweringConfig) -> AbstentionPolicy:
+        return cls(answering.abstain_below_score, answering.abstain_unknown_words_below_score)
 
     def unknown_words_matter(self, best_score: float | None) -> bool:
         """Whether unknown words can change the decision: the score alone settles it outside this band, so

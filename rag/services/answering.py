@@ -18,7 +18,7 @@ from rag.services.evidence import Evidence, EvidenceFinder, GroundedSentence, Qu
 from rag.services.followups import fuse, retrieval_queries
 from rag.services.prompting import NOT_FOUND_ANSWER, PackedPrompt, PromptTooLong, TokenCountCache, pack_prompt
 from rag.services.retrieval import Filters, Retriever
-from rag.settings import Settings
+from rag.settings import AnsweringConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +118,29 @@ class QueryService:
         self,
         retriever: Retriever,
         llm: LLMClient,
-        settings: Settings,
+        config: AnsweringConfig,
         token_counts: TokenCountCache,
         events: AnsweringEvents | None = None,
         evidence: EvidenceFinder | None = None,
         documents: WholeDocuments | None = None,
+        *,
+        fusion_k: int,
+        system_role: bool,
+        chunk_stride: int,
+        model_name: str | None,
     ):
+        """``fusion_k``: reciprocal rank fusion's constant, for a follow-up's several searches;
+        ``system_role``: whether the chat template takes a system message; ``chunk_stride``: tokens from one
+        chunk's start to the next's (a bound on what a whole document costs); ``model_name``: the configured
+        model, named in answers until the server has said which it serves."""
         self._retriever = retriever
         self._llm = llm
-        self._settings = settings
+        self._config = config
+        self._policy = AbstentionPolicy.from_config(config)
+        self._fusion_k = fusion_k
+        self._system_role = system_role
+        self._chunk_stride = chunk_stride
+        self._configured_model = model_name
         self._token_counts = token_counts
         self._events = events or NoAnsweringEvents()
         self._evidence = evidence
@@ -145,13 +159,13 @@ class QueryService:
         extra_instructions: str = "",
     ) -> Question:
         """A question with the service's defaults filled in where the caller left them out."""
-        settings = self._settings
+        config = self._config
         return Question(
             question=text,
             collection=collection,
-            top_k=top_k or settings.top_k,
-            max_tokens=max_tokens or settings.max_tokens,
-            temperature=settings.temperature if temperature is None else temperature,
+            top_k=top_k or config.top_k,
+            max_tokens=max_tokens or config.max_tokens,
+            temperature=config.temperature if temperature is None else temperature,
             filters=filters,
             history=history or [],
             extra_instructions=extra_instructions,
@@ -166,11 +180,11 @@ class QueryService:
 
     async def prepare(self, q: Question) -> Prepared:
         started = time.perf_counter()
-        queries = await retrieval_queries(q.question, q.history, self._settings.followup_query, self._llm)
+        queries = await retrieval_queries(q.question, q.history, self._config.followup_query, self._llm)
         searches = (self.retrieve(q.collection, text, q.top_k, q.filters) for text in queries)
-        hits = fuse(list(await asyncio.gather(*searches)), q.top_k, self._settings.rrf_k)
+        hits = fuse(list(await asyncio.gather(*searches)), q.top_k, self._fusion_k)
         search_text = queries[0]
-        policy = AbstentionPolicy.from_settings(self._settings)
+        policy = self._policy
         best_score = max((hit.score for hit in hits), default=None)
         unknown_words: list[str] = []
         if policy.unknown_words_matter(best_score):  # one keyword-index lookup per word: only when it can decide
@@ -223,7 +237,7 @@ class QueryService:
             q.history,
             hits,
             max_tokens=q.max_tokens,
-            system_role=self._settings.llm_system_role,
+            system_role=self._system_role,
             extra_instructions=q.extra_instructions,
             cache=self._token_counts,
             all_or_nothing=all_or_nothing,
@@ -232,14 +246,13 @@ class QueryService:
     async def _whole_documents(self, q: Question, hits: list[ChunkHit]) -> tuple[PackedPrompt, list[Citation]] | None:
         """The prompt with the documents in scope whole, and one citation per document (its best retrieved
         chunk, for the page and the quote), or None when they do not all fit the context."""
-        if self._documents is None or not self._settings.whole_documents or q.filters.metadata:
+        if self._documents is None or not self._config.whole_documents or q.filters.metadata:
             return None
         info = await self._llm.model_info()
         budget = info.max_model_len - q.max_tokens
         # A cheap bound before any text is fetched: each chunk adds at least its stride in new tokens.
-        stride = max(1, self._settings.chunk_tokens - self._settings.chunk_overlap_tokens)
         records = await run_in_threadpool(
-            self._documents.in_scope, q.collection, q.filters.document_ids, budget // stride + 1
+            self._documents.in_scope, q.collection, q.filters.document_ids, budget // self._chunk_stride + 1
         )
         if not records:
             return None
@@ -273,7 +286,7 @@ class QueryService:
 
     def _model_name(self) -> str:
         info = self._llm.cached_info
-        return info.id if info else (self._settings.llm_model or "")
+        return info.id if info else (self._configured_model or "")
 
     async def answer(self, q: Question) -> Answer:
         prepared = await self.prepare(q)

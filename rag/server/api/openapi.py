@@ -33,9 +33,9 @@ def upload_metadata_schema(settings: Settings) -> dict[str, Any]:
         "type": "object",
         "description": (
             "A JSON object of strings, numbers and booleans, stored with the document and its chunks:"
-            f" at most {settings.max_metadata_keys} keys and {settings.max_metadata_bytes} bytes."
+            f" at most {settings.limits.max_metadata_keys} keys and {settings.limits.max_metadata_bytes} bytes."
         ),
-        "maxProperties": settings.max_metadata_keys,
+        "maxProperties": settings.limits.max_metadata_keys,
         "propertyNames": {
             **METADATA_KEY_SCHEMA,
             "pattern": f"^(?!(?:{'|'.join(sorted(RESERVED_METADATA_KEYS))})$)(?!chroma:)[^$#]",
@@ -54,11 +54,11 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
     components = schema["components"]["schemas"]
 
     filters = components["FiltersIn"]["properties"]
-    _array_branch(filters["document_ids"])["maxItems"] = settings.max_filter_documents
-    filters["metadata"]["maxProperties"] = settings.max_metadata_keys
+    _array_branch(filters["document_ids"])["maxItems"] = settings.limits.max_filter_documents
+    filters["metadata"]["maxProperties"] = settings.limits.max_metadata_keys
 
     upload = components[f"Body_{UPLOAD_OPERATION}"]["properties"]
-    upload["files"]["maxItems"] = settings.ingest_queue_max
+    upload["files"]["maxItems"] = settings.ingestion.queue_max
     # `format: binary` (OpenAPI's own word for a file) tells clients and fuzzers that the bytes are opaque.
     upload["files"]["items"]["format"] = "binary"
     upload["metadata"] = upload_metadata_schema(settings)
@@ -72,12 +72,12 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         ("ChatCompletionRequest", ["max_tokens", "max_completion_tokens"]),
     ):
         for field in fields:
-            _integer_branch(components[model]["properties"][field])["maximum"] = settings.max_answer_tokens
+            _integer_branch(components[model]["properties"][field])["maximum"] = settings.answering.max_answer_tokens
 
     page_image = schema["paths"].get("/v1/documents/{document_id}/pages/{number}.png")
     if page_image is not None:
         width = next(p for p in page_image["get"]["parameters"] if p["name"] == "width")
-        _integer_branch(width["schema"])["maximum"] = settings.page_image_max_width
+        _integer_branch(width["schema"])["maximum"] = settings.server.page_image_max_width
 
     app.openapi_schema = schema
     return schema

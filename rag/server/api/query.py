@@ -34,7 +34,7 @@ async def retrieve(
     body: RetrieveRequest, service: QueryDep, principal: PrincipalDep, settings: SettingsDep
 ) -> RetrieveResponse:
     principal.require(body.collection)
-    filters = body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys)
+    filters = body.filters.to_filters(settings.limits.max_filter_documents, settings.limits.max_metadata_keys)
     hits = await service.retrieve(body.collection, body.query, body.top_k, filters)
     return RetrieveResponse(chunks=[RetrievedChunk.of(hit) for hit in hits])
 
@@ -59,8 +59,8 @@ async def query(body: QueryRequest, service: QueryDep, principal: PrincipalDep, 
         body.question,
         collection=body.collection,
         top_k=body.top_k,
-        filters=body.filters.to_filters(settings.max_filter_documents, settings.max_metadata_keys),
-        max_tokens=answer_tokens(body.max_tokens, settings.max_answer_tokens),
+        filters=body.filters.to_filters(settings.limits.max_filter_documents, settings.limits.max_metadata_keys),
+        max_tokens=answer_tokens(body.max_tokens, settings.answering.max_answer_tokens),
         temperature=body.temperature,
         history=[{"role": m.role, "content": m.content} for m in body.history if m.content.strip()],
     )
