@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from ingest.parsing.limits import IngestLimits
 from rag.settings.groups import (
+    MIB,
     PACKAGED_EMBEDDING_MODEL,
     AccessConfig,
     AnsweringConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "Settings",
     "StorageConfig",
     "flat_fields",
+    "flat_names",
 ]
 
 ENV_PREFIX = "RAG_"
@@ -123,18 +125,26 @@ class Settings(BaseSettings):
             if isinstance(given, BaseModel):
                 given = dict(given)
             if isinstance(given, dict):
-                aliases = {
-                    name: field.alias or name for name, field in cls.model_fields[group].annotation.model_fields.items()
-                }
-                nested[group] = {**nested.get(group, {}), **{aliases.get(k, k): v for k, v in given.items()}}
+                names = flat_names()
+                nested[group] = {**nested.get(group, {}), **{names.get((group, k), k): v for k, v in given.items()}}
         return {**rest, **nested}
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some values changed, by their flat names (``chunk_tokens=128``), validated again."""
-        unknown = set(changes) - set(flat_fields())
+        """A copy with some values changed, by their flat names (``chunk_tokens=128``). Each changed group is
+        validated again (its rules span no other group); the environment is not read again."""
+        fields = flat_fields()
+        unknown = set(changes) - set(fields)
         if unknown:
             raise ValueError(f"no such setting: {', '.join(sorted(unknown))}")
-        return type(self).model_validate({**self.flat_values(), **changes})
+        by_group: dict[str, dict[str, Any]] = {}
+        for flat, value in changes.items():
+            by_group.setdefault(fields[flat][0], {})[flat] = value
+        updates = {
+            group: type(config).model_validate({**config.model_dump(by_alias=True), **values})
+            for group, values in by_group.items()
+            for config in [getattr(self, group)]
+        }
+        return self.model_copy(update=updates)
 
     def flat_values(self) -> dict[str, Any]:
         """Every value under its flat name (the environment's, without ``RAG_``)."""
@@ -154,10 +164,10 @@ class Settings(BaseSettings):
             max_document_chunks=limits.max_document_chunks,
             parse_timeout_s=self.ingestion.parse_timeout_s,
             max_pdf_pages=limits.max_pdf_pages,
-            max_pdf_page_content_bytes=int(limits.max_pdf_page_content_mb * 1024 * 1024),
-            max_docx_bytes=limits.max_docx_mb * 1024 * 1024,
+            max_pdf_page_content_bytes=int(limits.max_pdf_page_content_mb * MIB),
+            max_docx_bytes=limits.max_docx_mb * MIB,
             max_docx_members=limits.max_docx_members,
-            max_markup_bytes=limits.max_markup_mb * 1024 * 1024,
+            max_markup_bytes=limits.max_markup_mb * MIB,
             max_markup_depth=limits.max_markup_depth,
             ocr=self.ocr.options(max_pixels=limits.max_image_pixels),
         )
@@ -173,6 +183,12 @@ def flat_fields() -> dict[str, tuple[str, str]]:
             assert flat not in found, f"two settings read RAG_{flat.upper()}"
             found[flat] = (group, name)
     return found
+
+
+@cache
+def flat_names() -> dict[tuple[str, str], str]:
+    """The inverse of flat_fields: (group, field) -> its flat name."""
+    return {place: flat for flat, place in flat_fields().items()}
 
 
 @cache

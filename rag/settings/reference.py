@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from rag.settings import ENV_PREFIX, Settings
+from rag.settings import ENV_PREFIX, Settings, flat_names
 
 REPO = Path(__file__).resolve().parents[2]
 MARKDOWN_FILE = REPO / "docs" / "configuration.md"
@@ -73,7 +73,7 @@ def sections() -> Iterator[Section]:
             value = field.get_default(call_default_factory=True)
             entries.append(
                 Entry(
-                    env_name=ENV_PREFIX + (field.alias or name).upper(),
+                    env_name=ENV_PREFIX + flat_names()[group, name].upper(),
                     attribute=f"settings.{group}.{name}",
                     default=env_spelling(value),
                     description=field.description,
