@@ -34,6 +34,11 @@ class DocumentBeingDeleted(RuntimeError):
     """An upload matches a document that is being deleted right now."""
 
 
+class ReplaceConflict(RuntimeError):
+    """A replacement cannot start now: another version is being ingested, or the source names several
+    documents."""
+
+
 class BatchTooLarge(ValueError):
     """One upload brings more documents than the ingestion queue can ever hold."""
 

@@ -57,7 +57,7 @@ def _on_pages(chunk: Chunk, pages: frozenset[int]) -> bool:
 def chunk_metadata(record: DocumentRecord, chunk: Chunk) -> dict[str, MetadataValue]:
     metadata: dict[str, MetadataValue] = dict(record.metadata)  # the user's own metadata, flat scalars
     metadata.update(
-        document_id=record.id,
+        document_id=record.key,  # the version's storage key: the store hides and deletes versions by it
         collection=record.collection,
         filename=record.filename,
         chunk_index=chunk.index,
@@ -143,7 +143,7 @@ class DocumentPipeline:
             try:
                 self._store.upsert(
                     record.collection,
-                    ids=[chunk_id(record.id, chunk.index) for chunk in batch],
+                    ids=[chunk_id(record.key, chunk.index) for chunk in batch],
                     embeddings=embeddings,
                     texts=[chunk.text for chunk in batch],
                     metadatas=[chunk_metadata(record, chunk) for chunk in batch],
@@ -151,7 +151,7 @@ class DocumentPipeline:
                 )
                 if whole and batch:
                     self._store.upsert_document_vector(
-                        record.collection, record.id, mean_direction(embeddings), chunks=len(batch)
+                        record.collection, record.key, mean_direction(embeddings), chunks=len(batch)
                     )
             except Exception as exc:
                 raise StoreError(

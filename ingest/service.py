@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
+from ingest.audit import AuditTrail
 from ingest.errors import BatchTooLarge, InvalidRequest, StoreError
 from ingest.parsing.detect import DocType, detect_type
 from ingest.parsing.limits import IngestLimits
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 COLLECTION_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$"
 COLLECTION_NAME = re.compile(COLLECTION_PATTERN.removesuffix("$"))
 MAX_FILENAME_CHARS = 255
+MAX_SOURCE_CHARS = 1024
+# The ids this service makes (uuid4 hex): an imported document keeps its id only when it is one of these.
+KEPT_ID = re.compile(r"[0-9a-f]{32}")
 # A half-copied upload this old belongs to a process that died (another live one may be copying now).
 STALE_UPLOAD_SECONDS = 3600
 
@@ -35,12 +39,23 @@ class PreparedUpload:
     staged: StagedFile
     filename: str
     doc_type: DocType
+    # An import keeps the document's id (where the target has no such id) and its version count.
+    document_id: str | None = None
+    version: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    record: DocumentRecord
+    record: DocumentRecord  # the document, or the new version of one being ingested (``record.replaces``)
     duplicate: bool
+
+    @property
+    def document_id(self) -> str:
+        return self.record.replaces or self.record.id
+
+
+# Who made a write, for the audit trail, where no API key did: the CLI on this machine, or an open service.
+LOCAL_ACTOR = "local"
 
 
 def process_identity() -> str:
@@ -86,9 +101,39 @@ def clean_filename(name: str | None) -> str:
     return name[:MAX_FILENAME_CHARS] or "unnamed"
 
 
+def clean_source(source: str) -> str:
+    """A source as given at upload: printable, bounded, not blank (any path-like name is kept whole: a
+    synced folder's relative paths tell its files apart)."""
+    cleaned = "".join(ch for ch in source if unicodedata.category(ch)[0] != "C").strip()
+    if not cleaned:
+        raise InvalidRequest("a source must not be blank", ("body", "source"))
+    if len(cleaned) > MAX_SOURCE_CHARS:
+        raise InvalidRequest(f"a source has at most {MAX_SOURCE_CHARS} characters", ("body", "source"))
+    return cleaned
+
+
+def finish_delete(
+    records: DocumentRecords, files: FileStore, store: ChunkStore, write_lock: threading.Lock, record: DocumentRecord
+) -> None:
+    """Remove what a document hidden as ``deleting`` (or a version retired by a swap) still holds: its
+    chunks and vectors, its original, then its record (last: until then recovery finishes the job)."""
+    with write_lock:
+        store.delete_document(record.collection, record.key)
+    files.remove(record.key)
+    records.remove(record.id)
+
+
 class IngestService:
-    def __init__(self, records: DocumentRecords, files: FileStore, store: ChunkStore, limits: IngestLimits):
+    def __init__(
+        self,
+        records: DocumentRecords,
+        files: FileStore,
+        store: ChunkStore,
+        limits: IngestLimits,
+        audit: AuditTrail | None = None,
+    ):
         self.records = records
+        self.audit = audit or AuditTrail()
         self.files = files
         self.store = store
         self.limits = limits
@@ -105,29 +150,50 @@ class IngestService:
                 " (RAG_INGEST_QUEUE_MAX); send them in smaller batches"
             )
 
-    def prepare(self, source: BinaryIO, filename: str | None) -> PreparedUpload:
+    def prepare(
+        self, content: BinaryIO, filename: str | None, *, document_id: str | None = None, version: int = 1
+    ) -> PreparedUpload:
         """Copy, hash, size-check and type-check an upload. Raises a DocumentError saying what is wrong."""
         name = clean_filename(filename)
-        staged = self.files.stage(source, self.limits.max_upload_bytes)
+        staged = self.files.stage(content, self.limits.max_upload_bytes)
         try:
             doc_type = detect_type(staged.path, name)
         except BaseException:
             self.files.discard(staged)
             raise
-        return PreparedUpload(staged, name, doc_type)
+        return PreparedUpload(staged, name, doc_type, document_id, version)
 
     def discard(self, prepared: PreparedUpload) -> None:
         self.files.discard(prepared.staged)
 
-    def commit(self, prepared: list[PreparedUpload], collection: str, metadata: dict[str, Any]) -> list[Submitted]:
+    def commit(
+        self,
+        prepared: list[PreparedUpload],
+        collection: str,
+        metadata: dict[str, Any],
+        *,
+        source: str | None = None,
+        replace: bool = False,
+        actor: str = LOCAL_ACTOR,
+        action: str = "upload",
+    ) -> list[Submitted]:
         """Queue prepared uploads, all or none; the same bytes in the same collection return the existing
-        document. Raises QueueFull (nothing queued) when they do not fit in the queue."""
+        document. Raises QueueFull (nothing queued) when they do not fit in the queue.
+
+        ``source`` names the document across versions (by default each file's name; one source for one
+        file). With ``replace``, a file whose source names a document of the collection becomes its next
+        version: ingested beside it and swapped in when ready (ReplaceConflict while another is under way).
+        """
+        if source is not None and len(prepared) > 1:
+            raise InvalidRequest("a source names one document: send one file with it", ("body", "source"))
         validate_collection(collection)
         self.check_batch(len(prepared))
         uploads = []
         try:
             for item in prepared:
-                document_id = self.records.new_id()
+                document_id = item.document_id
+                if document_id is None or not KEPT_ID.fullmatch(document_id) or self.records.id_taken(document_id):
+                    document_id = self.records.new_id()
                 self.files.keep(item.staged, document_id)  # the file exists before any worker can claim it
                 uploads.append(
                     NewDocument(
@@ -138,6 +204,9 @@ class IngestService:
                         size=item.staged.size,
                         sha256=item.staged.sha256,
                         metadata=metadata,
+                        source=clean_source(source) if source is not None else item.filename,
+                        replace=replace,
+                        version=item.version,
                     )
                 )
             added = self.records.add_many(uploads, queue_max=self.limits.queue_max)
@@ -151,34 +220,70 @@ class IngestService:
         for upload, (record, duplicate) in zip(uploads, added, strict=True):
             if duplicate:
                 self.files.remove(upload.document_id)  # the content is already stored under the existing id
-            elif record.id != upload.document_id:
-                # A failed earlier copy was queued again under its old id: it gets these (identical) bytes.
-                self.files.rename(upload.document_id, record.id)
+            elif record.key != upload.document_id:
+                # Queued under an earlier id (a failed copy tried again, or a new version): the bytes go there.
+                self.files.rename(upload.document_id, record.key)
+            item = Submitted(record, duplicate)
             if not duplicate:
-                log.info("queued document %s (%s) in %s", record.id, record.filename, collection)
-            submitted.append(Submitted(record, duplicate))
+                log.info(
+                    "queued document %s (%s, version %d) in %s",
+                    item.document_id,
+                    record.filename,
+                    record.version,
+                    collection,
+                )
+                self.audit.record(
+                    "replace" if record.replaces else action,
+                    actor=actor,
+                    collection=collection,
+                    source=record.source,
+                    document_id=item.document_id,
+                    version=record.version,
+                )
+            submitted.append(item)
         if any(not item.duplicate for item in submitted):
             self.work_available.set()
         return submitted
 
-    def submit(self, source: BinaryIO, filename: str | None, collection: str, metadata: dict[str, Any]) -> Submitted:
-        return self.commit([self.prepare(source, filename)], collection, metadata)[0]
+    def submit(
+        self,
+        content: BinaryIO,
+        filename: str | None,
+        collection: str,
+        metadata: dict[str, Any],
+        *,
+        source: str | None = None,
+        replace: bool = False,
+        actor: str = LOCAL_ACTOR,
+    ) -> Submitted:
+        prepared = [self.prepare(content, filename)]
+        return self.commit(prepared, collection, metadata, source=source, replace=replace, actor=actor)[0]
 
-    def delete(self, document_id: str, *, within: frozenset[str] | None = None) -> bool:
-        """Remove a document and every one of its chunks. Returns False if there is no such document (or it
-        is in none of the collections ``within``, when given)."""
-        record = self.records.mark_deleting(document_id, self.identity, within=within)  # hidden from here on
-        if record is None:
+    def delete(self, document_id: str, *, within: frozenset[str] | None = None, actor: str = LOCAL_ACTOR) -> bool:
+        """Remove a document (and a new version of it being ingested) with every one of its chunks. Returns
+        False if there is no such document (or it is in none of the collections ``within``, when given)."""
+        records = self.records.mark_deleting(document_id, self.identity, within=within)  # hidden from here on
+        if not records:
             return False
-        try:
-            self._finish_delete(record)
-        except Exception as exc:
-            log.exception("deleting %s failed", record.id)
-            raise StoreError(
-                f"the store could not remove the chunks of document {record.id} ({type(exc).__name__}: {exc});"
-                " it is hidden from retrieval and the delete is retried at the next start"
-            ) from exc
-        log.info("deleted document %s from %s", record.id, record.collection)
+        document = records[0]
+        self.audit.record(
+            "delete",
+            actor=actor,
+            collection=document.collection,
+            source=document.source,
+            document_id=document.id,
+            version=document.version,
+        )
+        for record in records:
+            try:
+                self._finish_delete(record)
+            except Exception as exc:
+                log.exception("deleting %s failed", record.id)
+                raise StoreError(
+                    f"the store could not remove the chunks of document {document.id} ({type(exc).__name__}:"
+                    f" {exc}); it is hidden from retrieval and the delete is retried at the next start"
+                ) from exc
+        log.info("deleted document %s from %s", document.id, document.collection)
         return True
 
     def reindex(self, collection: str) -> list[str]:
@@ -192,10 +297,7 @@ class IngestService:
         return queued
 
     def _finish_delete(self, record: DocumentRecord) -> None:
-        with self.write_lock:
-            self.store.delete_document(record.collection, record.id)
-        self.files.remove(record.id)
-        self.records.remove(record.id)
+        finish_delete(self.records, self.files, self.store, self.write_lock, record)
 
     def recover(self) -> None:
         """Put the state a killed process left behind in order. Run once before the worker starts.
@@ -222,7 +324,7 @@ class IngestService:
                     )
         # Originals a crash left without a record (copied, but never queued).
         kept = self.files.document_ids(older_than_seconds=STALE_UPLOAD_SECONDS)
-        for orphan in set(kept) - self.records.ids():
+        for orphan in set(kept) - self.records.storage_keys():
             self.files.remove(orphan)
         if self.records.count(Status.QUEUED):
             self.work_available.set()
@@ -233,6 +335,6 @@ class IngestService:
             log.warning("finished interrupted delete of %s", record.id)
             return
         with self.write_lock:
-            self.store.delete_document(record.collection, record.id)
+            self.store.delete_document(record.collection, record.key)
         self.records.requeue(record.id)
         log.warning("document %s was interrupted mid-ingestion; queued again", record.id)

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from ingest.errors import DocumentError, StoreError
+from ingest.errors import DocumentError, ReplaceConflict, StoreError
 from ingest.parsing.detect import DocType
 from ingest.pipeline import Cancelled, DocumentPipeline, Plan
 from ingest.ports import Chunk, ChunkStore, IngestEvents, NoEvents
-from ingest.service import IngestService
+from ingest.service import IngestService, finish_delete
 from ingest.storage.files import FileStore
 from ingest.storage.records import DocumentRecord, DocumentRecords
 
@@ -179,7 +179,7 @@ class IngestWorker:
         return self._records.claim_next(self._me, lease_seconds=self._lease_seconds)
 
     def _plan(self, record: DocumentRecord) -> Plan:
-        path = self._deps.files.path(record.id)
+        path = self._deps.files.path(record.key)
         if not path.exists():
             raise DocumentError("the uploaded file is missing from storage; upload it again")
         return self._pipeline.plan(path, DocType(record.content_type), record.filename, self._page_recorder(record.id))
@@ -218,21 +218,36 @@ class IngestWorker:
                 )
                 if job.written < len(job.chunks):
                     return False
-            if not self._records.mark_ready(record.id, owner=self._me):
+            if record.replaces:
+                self._swap_in(record)
+            elif not self._records.mark_ready(record.id, owner=self._me):
                 raise Cancelled(record.id)
             self._events.document_ready(len(job.chunks))
-            log.info("document %s ready: %d chunks", record.id, len(job.chunks))
+            log.info("document %s version %d ready: %d chunks", record.id, record.version, len(job.chunks))
         except Cancelled:
             if not self._stopping.is_set():
                 log.info("document %s was deleted while being ingested", record.id)
             else:
                 self._put_back(job)
-        except (DocumentError, StoreError) as exc:
+        except (DocumentError, StoreError, ReplaceConflict) as exc:
             self._fail(record, str(exc))
         except Exception as exc:
             log.exception("ingesting %s failed", record.id)
             self._fail(record, f"internal error while ingesting: {type(exc).__name__}: {exc}")
         return True
+
+    def _swap_in(self, version: DocumentRecord) -> None:
+        """Make a new version, written whole, its document's current one (one transaction: retrieval sees the
+        old chunks until then and the new ones after), then remove the old version's chunks and original."""
+        retired = self._records.promote(version.id, owner=self._me)
+        if retired is None:
+            raise Cancelled(version.id)
+        log.info("document %s is now version %d", version.replaces, version.version)
+        try:
+            deps = self._deps
+            finish_delete(deps.records, deps.files, deps.store, deps.write_lock, retired)
+        except Exception:  # hidden already; recovery at the next start removes it
+            log.exception("could not remove the replaced version of %s; the next start will", version.replaces)
 
     def _put_back(self, job: _Job) -> None:
         """Return an interrupted document to the queue (the worker is stopping)."""
@@ -258,7 +273,7 @@ class IngestWorker:
 
     def _remove_chunks(self, record: DocumentRecord) -> None:
         with self._deps.write_lock:
-            self._deps.store.delete_document(record.collection, record.id)
+            self._deps.store.delete_document(record.collection, record.key)
 
     def _fail(self, record: DocumentRecord, reason: str) -> None:
         # Never leave a half-indexed document visible: its chunks go before the failure is recorded, and if

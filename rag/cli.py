@@ -90,20 +90,21 @@ def _collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _submit_when_queue_has_room(runtime, path: Path, collection: str):
+def _submit_when_queue_has_room(runtime, path: Path, collection: str, *, replace: bool = False):
     """Submit one file; a full queue (more files than RAG_INGEST_QUEUE_MAX) waits for the worker to make room."""
     from ingest.errors import QueueFull
 
     while True:
         try:
-            with path.open("rb") as source:
-                return runtime.ingest.submit(source, path.name, collection, {})
+            with path.open("rb") as content:
+                return runtime.ingest.submit(content, path.name, collection, {}, replace=replace)
         except QueueFull:
             time.sleep(0.5)
 
 
 def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
-    """Progress bars (documents, chunks) until every document is ready or failed; the failures' reasons."""
+    """Progress bars (documents, chunks) until every document is ready or failed, a new version of one
+    included (swapped in, or failed); the failures' reasons."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ingest.storage.records import Status
@@ -113,7 +114,8 @@ def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
         documents_bar = progress.add_task("documents", total=len(ids))
         chunks_bar = progress.add_task("chunks", total=None)
         while True:
-            records = [runtime.records.get(document_id) for document_id in ids]
+            versions = runtime.records.pending_versions(ids)
+            records = [versions.get(document_id) or runtime.records.get(document_id) for document_id in ids]
             finished = [r for r in records if r is None or r.status in (Status.READY, Status.FAILED)]
             progress.update(documents_bar, completed=len(finished))
             progress.update(
@@ -124,7 +126,8 @@ def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
             if len(finished) == len(ids):
                 break
             time.sleep(0.2)
-    final = [record for record in map(runtime.records.get, ids) if record is not None]
+    versions = runtime.records.pending_versions(ids)
+    final = [record for record in (versions.get(i) or runtime.records.get(i) for i in ids) if record is not None]
     return [f"{r.filename}: {r.error}" for r in final if r.status is Status.FAILED]
 
 
@@ -132,6 +135,10 @@ def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
     collection: Annotated[str, typer.Option(help="Collection to add the documents to.")] = "default",
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="A file whose name is a document's source replaces it (its next version)."),
+    ] = False,
 ) -> None:
     """Ingest files and folders, showing progress; exits 1 if any document failed."""
     from rich.console import Console
@@ -155,13 +162,13 @@ def ingest(
         runtime.start(wait=True)
         for path in files:
             try:
-                submitted = _submit_when_queue_has_room(runtime, path, collection)
+                submitted = _submit_when_queue_has_room(runtime, path, collection, replace=replace)
             except DocumentError as exc:
                 failures.append(f"{path}: {exc}")
                 continue
             if submitted.duplicate:
-                console.print(f"[dim]{path}: already in {collection!r} as {submitted.record.id}[/dim]")
-            ids.append(submitted.record.id)
+                console.print(f"[dim]{path}: already in {collection!r} as {submitted.document_id}[/dim]")
+            ids.append(submitted.document_id)
         failures += _wait_for_documents(runtime, ids, console)
         ready = sum(1 for r in map(runtime.records.get, ids) if r is not None and r.status is Status.READY)
     console.print(f"{ready} of {len(files)} documents ready in collection {collection!r}")
@@ -197,6 +204,166 @@ def reindex(
         ids = [document_id for name in names for document_id in runtime.ingest.reindex(name)]
         console.print(f"re-indexing {len(ids)} documents in {', '.join(names)} with {settings.embedding.model}")
         failures = _wait_for_documents(runtime, ids, console)
+    for failure in failures:
+        console.print(f"[red]failed[/red] {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="RAG_API_KEY", help="The service's API key, when it has keys (RAG_API_KEY)."),
+]
+UrlOption = Annotated[str, typer.Option(envvar="RAG_URL", help="The running service.")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+@app.command()
+def sync(
+    folder: Annotated[Path, typer.Argument(help="The folder to mirror (searched recursively).", file_okay=False)],
+    collection: Annotated[str, typer.Option(help="The collection to keep in step with it.")] = "default",
+    delete: Annotated[bool, typer.Option("--delete", help="Also delete documents whose file left the folder.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be done, and do nothing.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the uploads are ingested.")] = True,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Make a collection of a running service hold exactly a folder's files, over its HTTP API.
+
+    New files are uploaded, changed ones replace their document in place (same id, next version), and with
+    --delete documents whose file is gone are deleted. Each file's source is its path under the folder.
+    Safe to interrupt and run again; a second run finds nothing to do. Exits 1 if anything failed.
+    """
+    import httpx
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rag.sync import ServiceClient, SyncError, execute, ingestion_state, local_files, make_plan
+
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is not a folder", param_hint="FOLDER")
+    console = Console(stderr=True)
+    client = ServiceClient(url, api_key)
+    try:
+        plan = make_plan(local_files(folder), client.documents(collection), delete=delete)
+        for line in plan.lines():
+            typer.echo(line)
+        summary = (
+            f"{len(plan.add)} to add, {len(plan.replace)} to replace, {len(plan.delete)} to delete,"
+            f" {plan.unchanged} unchanged"
+        )
+        if dry_run or not plan.steps:
+            typer.echo(f"{summary}{' (dry run: nothing done)' if dry_run and plan.steps else ''}")
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            steps = progress.add_task("syncing", total=plan.steps)
+            outcome = execute(client, plan, collection, lambda _: progress.advance(steps))
+            if wait and outcome.uploaded:
+                ingested = progress.add_task("ingesting", total=len(outcome.uploaded))
+                waiting = set(outcome.uploaded)
+                while waiting:
+                    for document_id in sorted(waiting):
+                        finished, error = ingestion_state(client.document(document_id))
+                        if finished:
+                            waiting.discard(document_id)
+                            progress.advance(ingested)
+                            if error:
+                                outcome.failures.append(f"document {document_id}: {error}")
+                    time.sleep(0.5 if waiting else 0)
+    except SyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        typer.echo(f"no service answers at {url} ({exc}): start it with `make serve` (or `rag serve`)", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    uploaded = len(outcome.uploaded)
+    typer.echo(f"done: {summary}; {uploaded} uploaded, {outcome.deleted} deleted, {len(outcome.failures)} failed")
+    for failure in outcome.failures:
+        typer.echo(f"failed: {failure}", err=True)
+    if outcome.failures:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_collection(
+    collection: Annotated[str, typer.Argument(help="The collection to export.")],
+    archive: Annotated[Path, typer.Argument(help="The tar to write (.tar.gz or .tgz: compressed).")],
+) -> None:
+    """Write a collection's originals, with their sources, metadata and versions, to a tar with a manifest.
+
+    No vectors: `rag import` embeds the originals again. Reads only the records and the kept originals of
+    the deployment the settings name, so it runs beside a live service, whatever its store.
+    """
+    from ingest.archive import export_collection as export
+    from ingest.storage.db import open_database
+    from ingest.storage.files import FileStore
+    from ingest.storage.records import DocumentRecords
+
+    storage = Settings().storage
+    records = DocumentRecords(open_database(storage.database_dsn, storage.records_path))
+    try:
+        if not records.collection_exists(collection):
+            raise typer.BadParameter(f"there is no collection {collection!r}", param_hint="COLLECTION")
+        manifest = export(records, FileStore(storage.originals_dir), collection, archive)
+    finally:
+        records.close()
+    typer.echo(f"exported {len(manifest.documents)} documents of {collection!r} to {archive}")
+
+
+@app.command("import")
+def import_collection(
+    archive: Annotated[Path, typer.Argument(help="A tar written by `rag export`.", exists=True, dir_okay=False)],
+    collection: Annotated[str | None, typer.Option(help="Import into this collection (default: its own name).")] = None,
+) -> None:
+    """Ingest an archive of `rag export` into the deployment the settings name (embedded or server Chroma,
+    SQLite or PostgreSQL), keeping sources, metadata, versions and, where free, ids. Content the collection
+    holds already is skipped. Stop `rag serve` first when Chroma is embedded (as for `rag ingest`)."""
+    from rich.console import Console
+
+    from ingest.archive import InvalidArchive, open_archive
+    from ingest.errors import DocumentError, QueueFull
+    from ingest.service import validate_collection
+    from rag.runtime import Runtime
+
+    settings = Settings()
+    _configure_logging("WARNING")
+    console = Console(stderr=True)
+    ids: list[str] = []
+    failures: list[str] = []
+    try:
+        with open_archive(archive) as (manifest, originals), Runtime(settings) as runtime:
+            target = validate_collection(collection or manifest.collection)
+            runtime.start(wait=True)
+            for document in manifest.documents:
+                while True:
+                    try:
+                        prepared = runtime.ingest.prepare(
+                            originals.open(document),
+                            document.filename,
+                            document_id=document.id,
+                            version=document.version,
+                        )
+                        submitted = runtime.ingest.commit(
+                            [prepared], target, document.metadata, source=document.source, action="import"
+                        )[0]
+                        break
+                    except QueueFull:
+                        time.sleep(0.5)
+                    except DocumentError as exc:
+                        failures.append(f"{document.source}: {exc}")
+                        submitted = None
+                        break
+                if submitted is not None and not submitted.duplicate:
+                    ids.append(submitted.document_id)
+            console.print(f"importing {len(ids)} documents into {target!r}")
+            failures += _wait_for_documents(runtime, ids, console)
+    except (InvalidArchive, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"imported {len(ids) - len(failures)} of {len(manifest.documents)} documents into {target!r}")
     for failure in failures:
         console.print(f"[red]failed[/red] {failure}")
     if failures:
@@ -254,9 +421,10 @@ def _sse_events(lines):
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     collection: Annotated[str, typer.Option(help="Collection to search.")] = "default",
-    url: Annotated[str, typer.Option(envvar="RAG_URL", help="The running service.")] = "http://127.0.0.1:8000",
+    url: UrlOption = DEFAULT_URL,
     top_k: Annotated[int | None, typer.Option(help="Chunks to retrieve.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Ask the running service a question; the answer streams in, then its sources with pages."""
     import httpx
@@ -269,7 +437,9 @@ def ask(
     citations: list[dict] = []
     done: dict = {}
     try:
-        with httpx.stream("POST", f"{url.rstrip('/')}/v1/query", json=body, timeout=httpx.Timeout(600, connect=5)) as r:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        timeout = httpx.Timeout(600, connect=5)
+        with httpx.stream("POST", f"{url.rstrip('/')}/v1/query", json=body, headers=headers, timeout=timeout) as r:
             if r.status_code != 200:
                 r.read()
                 typer.echo(f"error {r.status_code}: {r.json().get('detail', r.text)}", err=True)

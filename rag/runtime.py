@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ingest.audit import AuditTrail
 from ingest.chunking import Chunker
 from ingest.parsing.parse_pool import ParsePool
 from ingest.pipeline import DocumentPipeline
@@ -95,7 +96,8 @@ class Runtime:
         )
         # Ingestion writes vectors and keywords together, so the two indexes never drift apart.
         self.chunk_store = HybridChunkStore(self.store, self.keywords)
-        self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits)
+        audit = AuditTrail(settings.access.audit_log or storage.data_dir / "audit.jsonl")
+        self.ingest = IngestService(self.records, self.files, self.chunk_store, settings.ingest_limits, audit)
         self.page_images = PageImages(cache_bytes=settings.server.page_cache_bytes)
         self.embedder: Embedder | None = embedder
         self._parse_pool: ParsePool | None = None

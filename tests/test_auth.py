@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
+import httpx
 import pytest
 
 from rag.server.api.errors import OPENAI_PATHS
-from rag.server.auth import KeyRing, load_key_file
+from rag.server.auth import ALL_WRITE, Grants, KeyRing, Role, load_key_file
+from rag.settings import Settings
 from tests import documents as docs
-from tests.helpers import error_reason, wait_for_document
+from tests.helpers import LiveServer, error_reason, venv_script, wait_for_document
 
 ADMIN = "admin-key-0123456789"
 TEAM_A = "team-a-key-0123456789"
@@ -136,10 +140,10 @@ def test_without_keys_the_service_is_open(make_client):
 def test_key_file_formats(tmp_path):
     yaml_file = tmp_path / "keys.yaml"
     yaml_file.write_text('k1: [a, b]\nk2: "*"\n')
-    assert load_key_file(yaml_file) == {"k1": frozenset({"a", "b"}), "k2": None}
+    assert load_key_file(yaml_file) == {"k1": Grants({"a": Role.WRITE, "b": Role.WRITE}), "k2": ALL_WRITE}
     json_file = tmp_path / "keys.json"
-    json_file.write_text('{"k3": ["c"]}')
-    assert load_key_file(json_file) == {"k3": frozenset({"c"})}
+    json_file.write_text('{"k3": ["c"], "k4": {"c": "read"}}')
+    assert load_key_file(json_file) == {"k3": Grants({"c": Role.WRITE}), "k4": Grants({"c": Role.READ})}
     for bad in ("- just\n- a list\n", "k1: 42\n", "k1: [a, 7]\n", "{unclosed"):
         yaml_file.write_text(bad)
         with pytest.raises(ValueError):
@@ -151,3 +155,84 @@ def test_keyring_is_closed_when_any_key_is_set():
     assert ring.enabled
     assert ring.authenticate("Bearer k1").collections is None
     assert not KeyRing.from_settings("", None).enabled
+
+
+READER = "reader-key-0123456789"
+WRITER = "writer-key-0123456789"
+
+
+def test_a_read_key_can_ask_and_cannot_write_on_every_route(tmp_path, embedder, llm_server):
+    """A key with the read role on a collection: every read route answers (a question with a real answer),
+    every write is refused with 403 naming the role, and `rag ask` takes the key (--api-key, RAG_API_KEY)."""
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(json.dumps({READER: {"handbook": "read"}, WRITER: {"handbook": "write"}}))
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path / "state", llm_base_url=llm_server, max_tokens=24, api_keys_file=keys
+    )
+    live = LiveServer(settings, embedder)
+    try:
+        http = httpx.Client(base_url=live.url, timeout=300)
+        files = [("files", ("almanac.pdf", docs.ALMANAC_PDF))]
+        uploaded = http.post("/v1/documents", files=files, data={"collection": "handbook"}, headers=bearer(WRITER))
+        document_id = uploaded.json()["documents"][0]["id"]
+        http.headers.update(bearer(READER))
+        assert wait_for_document(http, document_id)["status"] == "ready"
+        http.headers.pop("Authorization")
+
+        question = {"question": "When was the Quillhaven lighthouse first lit?", "collection": "handbook"}
+        chat = {"model": "rag/handbook", "messages": [{"role": "user", "content": "When was the lighthouse lit?"}]}
+        reads = [
+            ("GET", "/v1/documents", {"params": {"collection": "handbook"}}),
+            ("GET", "/v1/documents/{document_id}", {}),
+            ("GET", "/v1/documents/{document_id}/chunks", {}),
+            ("GET", "/v1/documents/{document_id}/pages/{number}.png", {}),
+            ("GET", "/v1/documents/{document_id}/pages/{number}/boxes", {"params": {"text": "lighthouse"}}),
+            ("POST", "/v1/retrieve", {"json": {"query": "lighthouse", "collection": "handbook"}}),
+            ("POST", "/v1/query", {"json": question}),
+            ("GET", "/v1/models", {}),
+            ("POST", "/v1/chat/completions", {"json": {**chat, "max_tokens": 16}}),
+            ("GET", "/v1/collections", {}),
+            ("GET", "/v1/access", {}),
+        ]
+        text_file = [("files", ("t.txt", docs.TEXT))]
+        writes = [
+            ("POST", "/v1/documents", {"files": text_file, "data": {"collection": "handbook"}}),
+            ("POST", "/v1/documents", {"files": text_file, "data": {"collection": "handbook", "replace": "true"}}),
+            ("DELETE", "/v1/documents/{document_id}", {}),
+        ]
+        # Every route of the API is here: one added later fails this test until it is classified.
+        routes = {(m, r.path) for r in live.app.routes if r.path.startswith("/v1/") for m in r.methods - {"HEAD"}}
+        assert routes == {(method, path) for method, path, _ in reads + writes}
+        for method, path, kwargs in reads:
+            url = path.format(document_id=document_id, number=1)
+            response = http.request(method, url, headers=bearer(READER), **kwargs)
+            assert response.status_code == 200, (method, path, response.text)
+        assert http.post("/v1/query", json=question, headers=bearer(READER)).json()["answer"].strip()
+        assert http.get("/v1/collections", headers=bearer(READER)).json()["collections"][0]["role"] == "read"
+        access = http.get("/v1/access", headers=bearer(READER)).json()
+        assert access["collections"] == {"handbook": "read"} and access["every_collection"] is None
+        for method, path, kwargs in writes:
+            response = http.request(method, path.format(document_id=document_id), headers=bearer(READER), **kwargs)
+            assert response.status_code == 403, (method, path, response.text)
+            assert "read role on collection 'handbook'" in error_reason(response)
+        listing = http.get("/v1/documents", headers=bearer(WRITER)).json()
+        assert [d["id"] for d in listing["documents"]] == [document_id]  # nothing was written or deleted
+
+        env = {**os.environ, "COLUMNS": "120"}
+        ask = [venv_script("rag"), "ask", question["question"], "--collection", "handbook", "--url", live.url]
+        refused = subprocess.run(ask, env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 1 and "error 401" in refused.stderr
+        with_option = subprocess.run([*ask, "--api-key", READER], env=env, capture_output=True, text=True, timeout=300)
+        assert with_option.returncode == 0, with_option.stderr
+        assert "Sources, best first:" in with_option.stdout and "almanac.pdf" in with_option.stdout
+        from_env = subprocess.run(ask, env={**env, "RAG_API_KEY": READER}, capture_output=True, text=True, timeout=300)
+        assert from_env.returncode == 0, from_env.stderr
+
+        assert http.delete(f"/v1/documents/{document_id}", headers=bearer(WRITER)).status_code == 204
+        http.close()
+    finally:
+        live.stop()
+    trail = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["source"]) for e in trail] == [("upload", "almanac.pdf"), ("delete", "almanac.pdf")]
+    assert {e["key_id"] for e in trail} == {KeyRing({WRITER: ALL_WRITE}).authenticate(f"Bearer {WRITER}").key_id}
+    assert WRITER not in (tmp_path / "state" / "audit.jsonl").read_text()

@@ -58,3 +58,20 @@ def test_ingest_refuses_a_missing_path_and_a_bad_collection(tmp_path):
     (tmp_path / "a.txt").write_bytes(docs.TEXT)
     bad = run_ingest(tmp_path / "state", tmp_path / "a.txt", "--collection", "no/slashes")
     assert bad.returncode == 2 and "collection names" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ingest_with_replace_makes_a_changed_file_the_next_version(tmp_path):
+    notice = tmp_path / "notice.txt"
+    notice.write_text("The north gate code is 4417. The harbour office opens at eight.")
+    data_dir = tmp_path / "state"
+    assert run_ingest(data_dir, notice).returncode == 0
+    notice.write_text("The north gate code is 5521. The harbour office opens at nine.")
+    replaced = run_ingest(data_dir, notice, "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "1 of 1 documents ready" in replaced.stderr
+
+    records = DocumentRecords(Settings(_env_file=None, data_dir=data_dir).storage.records_path)
+    documents, total = records.list(collection="default")
+    records.close()
+    assert total == 1 and documents[0].version == 2 and documents[0].source == "notice.txt"
+    assert documents[0].bytes == len(notice.read_bytes())

@@ -110,3 +110,53 @@ def test_killed_mid_ingestion_the_next_start_finishes_with_no_orphan_or_duplicat
     indexes = sorted(c["chunk_index"] for c in listing["chunks"])
     assert indexes == list(range(record["chunks"]))
     assert "interrupted mid-ingestion; queued again" in log.read_text()
+
+
+def test_killed_mid_replace_the_next_start_leaves_one_version(tmp_path):
+    """kill -9 while a new version is being written: after the restart, the document is its old version
+    until the new one is written again, then the new one; never both, and no chunk of either is left over."""
+    from ingest.chunk_ids import storage_key
+
+    data_dir = tmp_path / "state"
+    log = tmp_path / "server.log"
+    old = "\n".join(f"Relay {i} of the old timetable leaves at dawn." for i in range(20)).encode()
+    server = Server(data_dir, log)
+    try:
+        first = httpx.post(f"{server.url}/v1/documents", files=[("files", ("relays.txt", old))], timeout=30)
+        document_id = first.json()["documents"][0]["id"]
+        wait_until(lambda: server.get(f"/v1/documents/{document_id}")["status"] == "ready", 120, "version 1")
+        old_chunks = server.get(f"/v1/documents/{document_id}")["chunks"]
+        replacing = httpx.post(
+            f"{server.url}/v1/documents",
+            files=[("files", ("relays.txt", long_text()))],
+            data={"replace": "true"},
+            timeout=30,
+        )
+        assert replacing.json()["documents"][0]["version"] == 2
+
+        def partly_written() -> bool:
+            pending = server.get(f"/v1/documents/{document_id}")["next_version"]
+            return pending is not None and pending["status"] == "processing" and PARSE_SHARE < pending["progress"] < 0.5
+
+        wait_until(partly_written, 120, "the new version to be under way", interval=0.05)
+    finally:
+        server.kill()
+
+    new_key = storage_key(document_id, 2)
+    assert stored_chunks(data_dir, new_key) > 0 and stored_chunks(data_dir, document_id) == old_chunks
+
+    server = Server(data_dir, log)
+    try:
+        restarted = server.get(f"/v1/documents/{document_id}")
+        assert restarted["version"] == 1 and restarted["status"] == "ready"  # the old version, still whole
+        wait_until(lambda: server.get(f"/v1/documents/{document_id}")["version"] == 2, 300, "version 2", interval=0.5)
+        record = server.get(f"/v1/documents/{document_id}")
+        listing = server.get(f"/v1/documents/{document_id}/chunks?limit=500")
+    finally:
+        server.stop()
+
+    assert record["status"] == "ready" and record["next_version"] is None
+    assert listing["total"] == record["chunks"] > 50
+    assert stored_chunks(data_dir, new_key) == record["chunks"]
+    assert stored_chunks(data_dir, document_id) == 0
+    assert not (data_dir / "files" / document_id).exists() and (data_dir / "files" / new_key).exists()

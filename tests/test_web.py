@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
@@ -21,11 +22,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from rag.settings import Settings
 from tests import documents as docs
-from tests.helpers import LiveServer
+from tests.helpers import UNREACHABLE_LLM, LiveServer, wait_until
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -342,6 +343,84 @@ def test_with_keys_on_the_page_asks_for_one_and_sends_it(browser, served_with_ke
     assert all(r["headers"].get("Authorization") == "Bearer admin-key" for r in after)
     assert any("/pages/1.png" in r["url"] for r in after)
     requests.assert_all_local(served_with_keys.url)
+
+
+@pytest.fixture(scope="module")
+def served_with_roles(tmp_path_factory, embedder) -> Iterator[LiveServer]:
+    """One collection, "handbook", holding a ready document; a key that may only read it (and may write to
+    "drafts", so that the page has another collection to switch to), and a key that may write to it."""
+    state = tmp_path_factory.mktemp("web-roles")
+    keys = state / "keys.yaml"
+    keys.write_text("reader-key: {handbook: read, drafts: write}\nwriter-key: {handbook: write}\n")
+    settings = Settings(_env_file=None, data_dir=state / "state", llm_base_url=UNREACHABLE_LLM, api_keys_file=keys)
+    live = LiveServer(settings, embedder, need_llm=False)
+    writer = {"Authorization": "Bearer writer-key"}
+    sent = httpx.post(
+        f"{live.url}/v1/documents",
+        headers=writer,
+        files=[("files", ("bees.md", docs.MARKDOWN))],
+        data={"collection": "handbook"},
+        timeout=60,
+    )
+    assert sent.status_code == 202, sent.text
+    document = f"{live.url}/v1/documents/{sent.json()['documents'][0]['id']}"
+    wait_until(lambda: httpx.get(document, headers=writer).json()["status"] in ("ready", "failed"), 120, "bees.md")
+    assert httpx.get(document, headers=writer).json()["status"] == "ready"
+    yield live
+    live.stop()
+
+
+def use_key(driver: WebDriver, key: str) -> None:
+    """Enter the key in the page's key dialog, as a person would (opening the dialog if it is not open)."""
+    if driver.find_element(By.ID, "key-dialog").get_attribute("open") is None:
+        driver.find_element(By.ID, "key-button").click()
+    driver.find_element(By.ID, "key-input").send_keys(key, Keys.ENTER)
+
+
+def test_a_read_key_sees_no_upload_or_delete(browser, served_with_roles):
+    requests = Requests(browser)
+    browser.get(served_with_roles.url + "/")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    wait(browser, lambda d: d.find_element(By.ID, "key-dialog").get_attribute("open") is not None, what="the ask")
+
+    def shown(element_id: str) -> bool:
+        return browser.find_element(By.ID, element_id).is_displayed()
+
+    def delete_shown() -> bool:
+        return document_row(browser, "bees.md").find_element(By.CSS_SELECTOR, "button.delete").is_displayed()
+
+    # The read key: the document can be opened, not deleted, and nothing can be uploaded; a note says why.
+    use_key(browser, "reader-key")
+    row = wait_until_ready(browser, "bees.md")
+    wait(browser, lambda d: d.find_element(By.ID, "access-note").is_displayed(), what="the read-only note")
+    assert (
+        "may read this collection, not upload to it or delete from it"
+        in browser.find_element(By.ID, "access-note").text
+    )
+    assert row.find_element(By.CSS_SELECTOR, "button.open").is_displayed()
+    assert not delete_shown()
+    assert not shown("dropzone") and not shown("choose-files")
+    shot(browser, "14-read-key")
+
+    # Its role is the selected collection's: where it may write ("drafts", new), the upload area is back.
+    assert shown("new-collection")
+    browser.find_element(By.ID, "new-collection-name").send_keys("drafts", Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "choose-files").is_displayed(), what="the upload area")
+    assert not shown("access-note")
+    Select(browser.find_element(By.ID, "collection")).select_by_value("handbook")
+    wait_until_ready(browser, "bees.md")
+    assert shown("access-note") and not shown("dropzone") and not delete_shown()
+
+    # The write key on the same collection: upload and delete are offered, the note is gone.
+    use_key(browser, "writer-key")
+    wait(browser, lambda d: d.find_element(By.ID, "choose-files").is_displayed(), what="the upload area")
+    wait_until_ready(browser, "bees.md")
+    assert delete_shown()
+    assert not shown("access-note")
+    shot(browser, "15-write-key")
+    assert not shown("error-banner")
+    requests.assert_all_local(served_with_roles.url)
 
 
 @pytest.mark.parametrize("path, rendered", [("/docs", ".swagger-ui .info .title"), ("/redoc", ".api-info h1")])

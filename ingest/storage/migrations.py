@@ -63,6 +63,24 @@ def _chunk_keywords(cursor: Cursor, dialect: Dialect) -> None:
     cursor.execute("CREATE INDEX IF NOT EXISTS chunk_keywords_document ON chunk_keywords (collection, document_id)")
 
 
+def _versions(cursor: Cursor, dialect: Dialect) -> None:
+    # source: the name that stays across versions (the file name until now). version: how many times it was
+    # replaced. storage_key: where the current version's chunks and original are (NULL: under the id).
+    # replaces: set on a new version being ingested beside the document it will replace (hidden until then).
+    cursor.execute("ALTER TABLE documents ADD COLUMN source TEXT")
+    cursor.execute("UPDATE documents SET source = filename")
+    cursor.execute("ALTER TABLE documents ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+    cursor.execute("ALTER TABLE documents ADD COLUMN storage_key TEXT")
+    cursor.execute("ALTER TABLE documents ADD COLUMN replaces TEXT")
+    cursor.execute("CREATE INDEX IF NOT EXISTS documents_source ON documents (collection, source)")
+    cursor.execute("CREATE INDEX IF NOT EXISTS documents_replaces ON documents (replaces)")
+    # Bumped in the transaction that swaps a new version in: a search that read which documents are hidden
+    # before a swap, and the store after it, sees the number move and searches again (never neither version).
+    cursor.execute(
+        "CREATE TABLE IF NOT EXISTS collection_generations (collection TEXT PRIMARY KEY, generation INTEGER NOT NULL)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -74,6 +92,7 @@ MIGRATIONS = [
     Migration(1, "documents", _documents),
     Migration(2, "job leases", _leases),
     Migration(3, "keyword index (PostgreSQL)", _chunk_keywords),
+    Migration(4, "document versions", _versions),
 ]
 
 

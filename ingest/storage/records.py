@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import DocumentBeingDeleted, QueueFull
-from ingest.storage.db import Database, SqliteDatabase
+from ingest.chunk_ids import storage_key
+from ingest.errors import DocumentBeingDeleted, QueueFull, ReplaceConflict
+from ingest.storage.db import Cursor, Database, SqliteDatabase
 from ingest.storage.migrations import migrate
 
 
@@ -57,6 +58,13 @@ class NewDocument:
     size: int
     sha256: str
     metadata: dict[str, Any]
+    source: str = ""  # stable across versions; the file name when empty
+    replace: bool = False  # take the place of the document of the same source (a new version of it)
+    version: int = 1  # an imported document keeps its count
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.filename
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,15 @@ class DocumentRecord:
     created_at: str = ""
     updated_at: str = ""
     lease_until: float | None = None  # seconds since the epoch: the owner's claim on a processing document
+    source: str = ""  # the name that stays across versions (by default the file name)
+    version: int = 1
+    storage_key: str | None = None  # where this version's chunks and original are stored (None: under the id)
+    replaces: str | None = None  # a new version being ingested: the id of the document it will replace
+
+    @property
+    def key(self) -> str:
+        """The storage key of this version (ingest/chunk_ids.py): its chunks' ids, its vectors, its original."""
+        return self.storage_key or self.id
 
     @property
     def worker(self) -> str | None:
@@ -104,6 +121,7 @@ class DocumentRecord:
         values = dict(row)
         values["status"] = Status(values["status"])
         values["metadata"] = json.loads(values["metadata"])
+        values["source"] = values.get("source") or values["filename"]
         return cls(**values)
 
 
@@ -142,7 +160,8 @@ class DocumentRecords:
         All or nothing: if the documents this adds to the queue would take it past ``queue_max``, none is
         added (QueueFull). The count is taken inside the write transaction, so concurrent uploads cannot
         overshoot the bound together. A failed earlier copy is queued again under its old id, since the user
-        uploading it again is asking for another try.
+        uploading it again is asking for another try. An upload with ``replace`` whose source names a document
+        is queued as that document's next version (see add_version).
         """
         now = _now()
         results: list[tuple[DocumentRecord, bool]] = []
@@ -153,46 +172,9 @@ class DocumentRecords:
             waiting = cursor.execute(
                 "SELECT COUNT(*) AS n FROM documents WHERE status = ?", (Status.QUEUED,)
             ).fetchone()["n"]
-            queued = 0
             for upload in uploads:
-                existing = cursor.execute(
-                    "SELECT * FROM documents WHERE collection = ? AND sha256 = ?", (upload.collection, upload.sha256)
-                ).fetchone()
-                if existing is not None and existing["status"] == Status.DELETING:
-                    raise DocumentBeingDeleted(
-                        f"{upload.filename}: the same file is being deleted from this collection; retry shortly"
-                    )
-                if existing is not None and existing["status"] != Status.FAILED:
-                    results.append((DocumentRecord.from_row(existing), True))
-                    continue
-                if existing is not None:
-                    cursor.execute(
-                        "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0,"
-                        " filename = ?, metadata = ?, updated_at = ? WHERE id = ?",
-                        (Status.QUEUED, upload.filename, json.dumps(upload.metadata), now, existing["id"]),
-                    )
-                    document_id = existing["id"]
-                else:
-                    document_id = upload.document_id
-                    cursor.execute(
-                        "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status,"
-                        " metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            document_id,
-                            upload.collection,
-                            upload.filename,
-                            upload.content_type,
-                            upload.size,
-                            upload.sha256,
-                            Status.QUEUED,
-                            json.dumps(upload.metadata),
-                            now,
-                            now,
-                        ),
-                    )
-                queued += 1
-                row = cursor.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
-                results.append((DocumentRecord.from_row(row), False))
+                results.append(self._add_one(cursor, upload, now))
+            queued = sum(1 for _, duplicate in results if not duplicate)
             if waiting + queued > queue_max:
                 raise QueueFull(
                     f"the ingestion queue holds at most {queue_max} documents (RAG_INGEST_QUEUE_MAX) and"
@@ -200,8 +182,137 @@ class DocumentRecords:
                 )
         return results
 
+    def _add_one(self, cursor: Cursor, upload: NewDocument, now: str) -> tuple[DocumentRecord, bool]:
+        existing = cursor.execute(
+            "SELECT * FROM documents WHERE collection = ? AND sha256 = ?", (upload.collection, upload.sha256)
+        ).fetchone()
+        if existing is not None and existing["status"] == Status.DELETING:
+            raise DocumentBeingDeleted(
+                f"{upload.filename}: the same file is being deleted from this collection; retry shortly"
+            )
+        if existing is not None and existing["status"] != Status.FAILED:
+            return DocumentRecord.from_row(existing), True
+        if existing is not None:
+            document_id = existing["id"]
+            self._queue_again(cursor, document_id, upload, now)
+        elif upload.replace and (current := self._by_source(cursor, upload)) is not None:
+            document_id = self._add_version(cursor, current, upload, now)
+        else:
+            document_id = upload.document_id
+            self._insert(cursor, document_id, upload, now)
+        record = self._fetch_row(cursor, document_id)
+        assert record is not None  # written in this transaction
+        return record, False
+
+    @staticmethod
+    def _insert(
+        cursor: Cursor,
+        document_id: str,
+        upload: NewDocument,
+        now: str,
+        *,
+        version: int | None = None,
+        replaces: str | None = None,
+    ) -> None:
+        cursor.execute(
+            "INSERT INTO documents (id, collection, filename, content_type, bytes, sha256, status, metadata, source,"
+            " version, replaces, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                document_id,
+                upload.collection,
+                upload.filename,
+                upload.content_type,
+                upload.size,
+                upload.sha256,
+                Status.QUEUED,
+                json.dumps(upload.metadata),
+                upload.source_name,
+                version or upload.version,
+                replaces,
+                now,
+                now,
+            ),
+        )
+
+    @staticmethod
+    def _queue_again(cursor: Cursor, document_id: str, upload: NewDocument, now: str) -> None:
+        """A failed document (or failed new version) gets this upload's content and goes back in the queue."""
+        cursor.execute(
+            "UPDATE documents SET status = ?, error = NULL, chunks = NULL, chunks_written = 0, filename = ?,"
+            " content_type = ?, bytes = ?, sha256 = ?, metadata = ?, updated_at = ? WHERE id = ?",
+            (
+                Status.QUEUED,
+                upload.filename,
+                upload.content_type,
+                upload.size,
+                upload.sha256,
+                json.dumps(upload.metadata),
+                now,
+                document_id,
+            ),
+        )
+
+    @staticmethod
+    def _by_source(cursor: Cursor, upload: NewDocument) -> DocumentRecord | None:
+        rows = cursor.execute(
+            "SELECT * FROM documents WHERE collection = ? AND source = ? AND replaces IS NULL AND status != ?",
+            (upload.collection, upload.source_name, Status.DELETING),
+        ).fetchall()
+        if len(rows) > 1:
+            raise ReplaceConflict(
+                f"{upload.source_name}: {len(rows)} documents in {upload.collection!r} have this source, so which"
+                " one to replace is unclear; delete all but one"
+            )
+        return DocumentRecord.from_row(rows[0]) if rows else None
+
+    def _add_version(self, cursor: Cursor, current: DocumentRecord, upload: NewDocument, now: str) -> str:
+        """Queue ``upload`` as the next version of ``current``: a hidden row of its own (its id is the new
+        version's storage key), ingested beside the current version until promote() swaps it in. Returns its id."""
+        if current.status in (Status.QUEUED, Status.PROCESSING):
+            raise ReplaceConflict(
+                f"{upload.source_name}: document {current.id} is being ingested; replace it once it is ready"
+            )
+        pending = cursor.execute(
+            "SELECT * FROM documents WHERE replaces = ? AND status != ?", (current.id, Status.DELETING)
+        ).fetchone()
+        if pending is not None and pending["status"] != Status.FAILED:
+            raise ReplaceConflict(
+                f"{upload.source_name}: version {pending['version']} of document {current.id} is being ingested;"
+                " replace it again once that is done"
+            )
+        if pending is not None:  # a new version that failed: this one takes its place in the queue
+            self._queue_again(cursor, pending["id"], upload, now)
+            return pending["id"]
+        version = current.version + 1
+        document_id = storage_key(current.id, version)
+        self._insert(cursor, document_id, upload, now, version=version, replaces=current.id)
+        return document_id
+
     def get(self, document_id: str) -> DocumentRecord | None:
-        return self._fetch_one("SELECT * FROM documents WHERE id = ? AND status != ?", (document_id, Status.DELETING))
+        return self._fetch_one(
+            "SELECT * FROM documents WHERE id = ? AND status != ? AND replaces IS NULL", (document_id, Status.DELETING)
+        )
+
+    def pending_versions(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
+        """The new version being ingested (or failed) of each of these documents that has one, by document id."""
+        if not document_ids:
+            return {}
+        with self._db.read() as cursor:
+            rows = cursor.execute(
+                f"SELECT * FROM documents WHERE replaces IN ({','.join('?' * len(document_ids))}) AND status != ?",
+                (*document_ids, Status.DELETING),
+            ).fetchall()
+        return {row["replaces"]: DocumentRecord.from_row(row) for row in rows}
+
+    def by_source(self, collection: str) -> dict[str, DocumentRecord]:
+        """The collection's documents by source (the newest, should two share one)."""
+        with self._db.read() as cursor:
+            rows = cursor.execute(
+                "SELECT * FROM documents WHERE collection = ? AND replaces IS NULL AND status != ?"
+                " ORDER BY created_at, id",
+                (collection, Status.DELETING),
+            ).fetchall()
+        return {record.source: record for record in map(DocumentRecord.from_row, rows)}
 
     def list(
         self,
@@ -213,7 +324,7 @@ class DocumentRecords:
         within: frozenset[str] | None = None,
     ) -> tuple[list[DocumentRecord], int]:
         """Documents, oldest first; ``within`` limits them to those collections (a scoped API key)."""
-        where, params = ["status != ?"], [Status.DELETING]
+        where, params = ["status != ?", "replaces IS NULL"], [Status.DELETING]
         if collection is not None:
             where.append("collection = ?")
             params.append(collection)
@@ -235,27 +346,55 @@ class DocumentRecords:
     def count(self, status: Status) -> int:
         return int(self._scalar("SELECT COUNT(*) AS n FROM documents WHERE status = ?", (status,)))
 
-    def ids(self) -> set[str]:
+    def id_taken(self, document_id: str) -> bool:
+        """Whether a record has this id, or stores a version under it."""
+        found = self._scalar(
+            "SELECT 1 AS found FROM documents WHERE id = ? OR storage_key = ? LIMIT 1", (document_id, document_id)
+        )
+        return found is not None
+
+    def storage_keys(self) -> set[str]:
+        """Every storage key a record names (the kept originals are stored under these)."""
         with self._db.read() as cursor:
-            return {row["id"] for row in cursor.execute("SELECT id FROM documents").fetchall()}
+            rows = cursor.execute("SELECT id, storage_key FROM documents").fetchall()
+        return {row["id"] for row in rows} | {row["storage_key"] for row in rows if row["storage_key"]}
 
     def collection_exists(self, collection: str) -> bool:
         found = self._scalar(
-            "SELECT 1 AS found FROM documents WHERE collection = ? AND status != ? LIMIT 1",
+            "SELECT 1 AS found FROM documents WHERE collection = ? AND status != ? AND replaces IS NULL LIMIT 1",
             (collection, Status.DELETING),
         )
         return found is not None
 
     def hidden_document_ids(self, collection: str) -> list[str]:
-        """Documents whose chunks may be partly in the store: retrieval filters these out. A failed document
-        keeps ``chunks_written`` above 0 only when its partial chunks could not be removed."""
+        """Storage keys whose chunks may be partly in the store, or belong to a version not (or no longer)
+        current: retrieval filters these out. A failed document keeps ``chunks_written`` above 0 only when its
+        partial chunks could not be removed."""
         with self._db.read() as cursor:
             rows = cursor.execute(
-                f"SELECT id FROM documents WHERE collection = ? AND (status IN ({','.join('?' * len(NOT_VISIBLE))})"
-                " OR (status = ? AND chunks_written > 0))",
+                "SELECT COALESCE(storage_key, id) AS storage_key FROM documents WHERE collection = ? AND"
+                f" (status IN ({','.join('?' * len(NOT_VISIBLE))}) OR (status = ? AND chunks_written > 0))",
                 (collection, *NOT_VISIBLE, Status.FAILED),
             ).fetchall()
-        return [row["id"] for row in rows]
+        return [row["storage_key"] for row in rows]
+
+    def current_storage_keys(self, document_ids: Sequence[str]) -> list[str]:
+        """Where the current versions of these documents are stored (those that exist)."""
+        if not document_ids:
+            return []
+        with self._db.read() as cursor:
+            rows = cursor.execute(
+                "SELECT COALESCE(storage_key, id) AS storage_key FROM documents WHERE replaces IS NULL AND"
+                f" id IN ({','.join('?' * len(document_ids))})",
+                tuple(document_ids),
+            ).fetchall()
+        return [row["storage_key"] for row in rows]
+
+    def generation(self, collection: str) -> int:
+        """How many new versions were swapped into the collection: a search compares it before and after."""
+        return int(
+            self._scalar("SELECT generation FROM collection_generations WHERE collection = ?", (collection,)) or 0
+        )
 
     # --- the queue -----------------------------------------------------------------------------------
 
@@ -356,23 +495,89 @@ class DocumentRecords:
 
     def mark_deleting(
         self, document_id: str, owner: str, *, within: frozenset[str] | None = None
-    ) -> DocumentRecord | None:
-        """Hide the document at once and return it; None if it does not exist (or is outside ``within``).
+    ) -> list[DocumentRecord]:
+        """Hide the document at once, with any new version of it being ingested, and return them (the document
+        first); none if it does not exist (or is outside ``within``).
 
         A document already being deleted is returned too: deleting it again retries a delete whose store
         failed (removing chunks twice is harmless).
         """
         with self._db.transaction() as cursor:
             row = cursor.execute(
-                f"SELECT * FROM documents WHERE id = ?{self._db.skip_locked}", (document_id,)
+                f"SELECT * FROM documents WHERE id = ? AND replaces IS NULL{self._db.skip_locked}", (document_id,)
             ).fetchone()
             if row is None or (within is not None and row["collection"] not in within):
-                return None
+                return []
+            versions = cursor.execute("SELECT * FROM documents WHERE replaces = ?", (document_id,)).fetchall()
             cursor.execute(
-                "UPDATE documents SET status = ?, owner = ?, updated_at = ? WHERE id = ?",
-                (Status.DELETING, owner, _now(), document_id),
+                "UPDATE documents SET status = ?, owner = ?, updated_at = ? WHERE id = ? OR replaces = ?",
+                (Status.DELETING, owner, _now(), document_id, document_id),
             )
-        return DocumentRecord.from_row(row)
+        return [DocumentRecord.from_row(row) for row in (row, *versions)]
+
+    def promote(self, version_id: str, *, owner: str) -> DocumentRecord | None:
+        """Swap a new version, written whole, in for the document it replaces, in one transaction: the document
+        keeps its id and takes the version's content, storage key and counts; the version's row now names the
+        old storage key, as ``deleting``, so that retrieval hides the old chunks from the same instant it shows
+        the new ones. The collection's generation moves on (see generation()).
+
+        Returns that row, for the caller to remove the old chunks and original and then the row (recovery
+        finishes it after a crash); None when the version is no longer this owner's to swap (it was deleted,
+        or its lease taken over). Raises ReplaceConflict when the document is not ready or failed (a
+        re-index queued it meanwhile).
+        """
+        now = _now()
+        with self._db.transaction() as cursor:
+            row = cursor.execute(
+                "SELECT * FROM documents WHERE id = ? AND status = ? AND owner = ? AND replaces IS NOT NULL",
+                (version_id, Status.PROCESSING, owner),
+            ).fetchone()
+            if row is None:
+                return None
+            new = DocumentRecord.from_row(row)
+            current = self._fetch_row(cursor, new.replaces)
+            if current is None or current.status not in (Status.READY, Status.FAILED):
+                raise ReplaceConflict(
+                    f"document {new.replaces} was queued again (re-indexed) while its version {new.version} was"
+                    " ingested; upload the new version again once it is ready"
+                )
+            # The version's row first gives up its content hash (unique per collection) and names the old key.
+            cursor.execute(
+                "UPDATE documents SET status = ?, storage_key = ?, sha256 = ?, updated_at = ? WHERE id = ?",
+                (Status.DELETING, current.key, f"retired:{new.id}", now, new.id),
+            )
+            cursor.execute(
+                "UPDATE documents SET status = ?, error = NULL, storage_key = ?, version = ?, filename = ?,"
+                " content_type = ?, bytes = ?, sha256 = ?, pages = ?, pages_parsed = ?, chunks = ?,"
+                " chunks_written = ?, metadata = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
+                (
+                    Status.READY,
+                    new.key,
+                    new.version,
+                    new.filename,
+                    new.content_type,
+                    new.bytes,
+                    new.sha256,
+                    new.pages,
+                    new.pages_parsed,
+                    new.chunks,
+                    new.chunks,
+                    json.dumps(new.metadata),
+                    now,
+                    current.id,
+                ),
+            )
+            cursor.execute(
+                "INSERT INTO collection_generations (collection, generation) VALUES (?, 1) ON CONFLICT (collection)"
+                " DO UPDATE SET generation = collection_generations.generation + 1",
+                (current.collection,),
+            )
+            return self._fetch_row(cursor, new.id)
+
+    @staticmethod
+    def _fetch_row(cursor: Cursor, document_id: str | None) -> DocumentRecord | None:
+        row = cursor.execute("SELECT * FROM documents WHERE id = ?", (document_id,)).fetchone()
+        return DocumentRecord.from_row(row) if row else None
 
     def remove(self, document_id: str) -> None:
         with self._db.transaction() as cursor:

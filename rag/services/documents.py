@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.chunk_ids import chunk_id
+from ingest.chunk_ids import chunk_id, document_of
 from ingest.parsing.detect import DocType
 from ingest.storage.files import FileStore
 from ingest.storage.records import DocumentRecord, DocumentRecords, Status
@@ -55,6 +56,10 @@ class DocumentReader:
     ) -> tuple[list[DocumentRecord], int]:
         return self._records.list(collection=collection, status=status, limit=limit, offset=offset, within=within)
 
+    def next_versions(self, records: list[DocumentRecord]) -> dict[str, DocumentRecord]:
+        """The new version being ingested (or failed) of each of these documents that has one, by id."""
+        return self._records.pending_versions([record.id for record in records])
+
     def collections(self, *, within: frozenset[str] | None = None) -> list[tuple[str, int]]:
         """Each collection (within those named, if any) and how many documents it holds."""
         names = [name for name in self._records.collections() if within is None or name in within]
@@ -71,8 +76,8 @@ class DocumentReader:
                 total = record.chunks_written
             case _:
                 total = 0
-        ids = [chunk_id(record.id, index) for index in range(offset, min(offset + limit, total))]
-        return ChunkPage(record, self._store.get_chunks(record.collection, ids), total)
+        ids = [chunk_id(record.key, index) for index in range(offset, min(offset + limit, total))]
+        return ChunkPage(record, public_hits(self._store.get_chunks(record.collection, ids)), total)
 
     def page_image(
         self,
@@ -104,10 +109,21 @@ class DocumentReader:
         record = self.get(document_id, within=within)
         if record.content_type != DocType.PDF:
             raise PageNotFound(f"{record.filename} is not a PDF: it has no pages to draw")
-        path = self._files.path(record.id)
+        path = self._files.path(record.key)
         if not path.exists():  # (a document being deleted is already not found by get)
             raise DocumentNotFound(document_id)
         return record, path
+
+
+def public_hits(hits: list[ChunkHit]) -> list[ChunkHit]:
+    """Chunks as users see them: the store names a version's storage key as ``document_id``
+    (ingest/chunk_ids.py); callers get the document's id."""
+    return [
+        dataclasses.replace(hit, metadata={**hit.metadata, "document_id": document_of(key)})
+        if isinstance(key := hit.metadata.get("document_id"), str) and key != document_of(key)
+        else hit
+        for hit in hits
+    ]
 
 
 def joined_text(chunks: list[ChunkHit]) -> str:
@@ -156,5 +172,5 @@ class WholeDocuments:
         return records
 
     def text(self, record: DocumentRecord) -> str:
-        ids = [chunk_id(record.id, index) for index in range(record.chunks or 0)]
+        ids = [chunk_id(record.key, index) for index in range(record.chunks or 0)]
         return joined_text(self._store.get_chunks(record.collection, ids))

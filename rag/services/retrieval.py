@@ -19,6 +19,11 @@ from ingest.chunk_ids import chunk_id
 from ingest.ports import Embedder, MetadataValue
 from ingest.storage.records import DocumentRecords
 from rag.ports import ChunkHit, DocumentHit, KeywordSearch, VectorStore, WordFrequencies
+from rag.services.documents import public_hits
+
+# Searches of one question, at most, while new versions are swapped into its collection (each swap is rare
+# and instant: a second search all but always sees none).
+SWAP_RETRIES = 3
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # A second stage that reorders hits (a cross-encoder, say): none ships by default, see docs/retrieval.md.
@@ -98,6 +103,19 @@ class Retriever:
         if not self._records.collection_exists(collection):
             raise CollectionNotFound(collection)
         filters = filters or Filters()
+        only = None if filters.document_ids is None else self._records.current_storage_keys(filters.document_ids)
+        # A new version is swapped in by one transaction that also moves the collection's generation on. A
+        # search that read which versions are hidden before the swap may reach the store after the old
+        # version's chunks went: it would find neither version. Seeing the generation move, it searches again.
+        for _ in range(SWAP_RETRIES):
+            generation = self._records.generation(collection)
+            hits = self._search(collection, query, k, filters, only)
+            if self._records.generation(collection) == generation:
+                break
+        return public_hits(hits)
+
+    def _search(self, collection: str, query: str, k: int, filters: Filters, only: list[str] | None) -> list[ChunkHit]:
+        """One search, ``only`` the storage keys of the documents the filters name (None: all)."""
         hidden = self._records.hidden_document_ids(collection)
         depth = k if self._mode == "dense" and self._reranker is None else max(k, self._candidates)
         keyword_search = None
@@ -109,7 +127,7 @@ class Retriever:
                 query,
                 depth,
                 exclude_documents=hidden,
-                only_documents=filters.document_ids,
+                only_documents=only,
             )
         embedding = self._embedder.embed([query])[0]
 
@@ -120,13 +138,13 @@ class Retriever:
                 embedding,
                 depth,
                 exclude_documents=hidden,
-                only_documents=filters.document_ids,
+                only_documents=only,
                 metadata_equals=filters.metadata,
             )
         documents: list[DocumentHit] = []
         if self._mode == "hybrid" and self._document_weight > 0:
             documents = self._store.search_documents(
-                collection, embedding, depth, exclude_documents=hidden, only_documents=filters.document_ids
+                collection, embedding, depth, exclude_documents=hidden, only_documents=only
             )
         keyword_ids = [hit.chunk_id for hit in keyword_search.result()] if keyword_search else []
 

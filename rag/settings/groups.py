@@ -507,8 +507,13 @@ class AccessConfig(Group):
     )
     api_keys_file: Annotated[Path | None, EmptyIsUnset] = Field(
         default=None,
-        description="A YAML or JSON file mapping keys to collections, or `*` (see `deploy/api-keys.example.yaml`;"
-        " in compose, `deploy/` is mounted at `/config`).",
+        description="A YAML or JSON file mapping keys to collections, or `*`, or to a role (`read` or `write`) per"
+        " collection (see `deploy/api-keys.example.yaml`; in compose, `deploy/` is mounted at `/config`).",
+    )
+    audit_log: Annotated[Path | None, EmptyIsUnset] = Field(
+        default=None,
+        description="The audit trail: one JSON line per upload, replacement, delete and import (time, key id,"
+        " collection, source, document id, version). Unset: `audit.jsonl` in the data directory.",
     )
 
 

@@ -54,6 +54,9 @@ class FakeReader:
     def collections(self, *, within=None):
         return [("default", len(self.documents))]
 
+    def next_versions(self, records):
+        return {}
+
     def page_image(self, document_id, number, *, width, within=None, unless=None):
         self.get(document_id, within=within)
         if number > 4:
@@ -127,5 +130,5 @@ def test_keys_are_checked_before_any_collaborator_is_asked(make_client):
     assert client.get("/v1/documents/d1").status_code == 401
     assert client.get("/v1/documents/d1", headers={"Authorization": "Bearer secret"}).status_code == 200
     assert client.get("/v1/collections", headers={"Authorization": "Bearer secret"}).json() == {
-        "collections": [{"name": "default", "documents": 1}]
+        "collections": [{"name": "default", "documents": 1, "role": "write"}]
     }

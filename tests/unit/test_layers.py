@@ -32,6 +32,7 @@ LAYERS = {
     "rag.runtime": "runtime",
     "rag.evaluation": "entry points",
     "rag.cli": "entry points",
+    "rag.sync": "entry points",
 }
 
 

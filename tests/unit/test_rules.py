@@ -9,7 +9,7 @@ from ingest.chunk_ids import chunk_id
 from rag.components.chroma_store import chroma_where
 from rag.components.llm.openai_client import server_root
 from rag.ports import ChunkHit, SamplingGuard, WordFrequencies, page_etag
-from rag.server.auth import AuthError, KeyRing, load_key_file
+from rag.server.auth import AuthError, KeyRing, Role, load_key_file
 from rag.services.abstention import AbstentionPolicy
 from rag.services.evidence import (
     cited_numbers,
@@ -217,7 +217,32 @@ def test_no_keys_is_open():
     assert KeyRing.from_settings("", None).authenticate(None).collections is None
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", "key: 3", "'': '*'"])
+def test_roles_per_collection(tmp_path):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(
+        'reader: {handbook: read, policies: write}\nauditor: {"*": read, drafts: write}\nold: [team]\nall: "*"\n'
+    )
+    ring = KeyRing.from_settings(None, keys_file)
+    reader = ring.authenticate("Bearer reader")
+    assert reader.collections == frozenset({"handbook", "policies"}) and reader.writable == frozenset({"policies"})
+    reader.require("handbook")
+    reader.require("policies", Role.WRITE)
+    with pytest.raises(AuthError, match="read role on collection 'handbook'") as refused:
+        reader.require("handbook", Role.WRITE)
+    assert refused.value.status_code == 403
+    with pytest.raises(AuthError, match="may not use collection 'other'"):
+        reader.require("other")
+    auditor = ring.authenticate("Bearer auditor")
+    assert auditor.collections is None and auditor.writable == frozenset({"drafts"})
+    assert auditor.may_use("anything") and not auditor.may_write("anything") and auditor.may_write("drafts")
+    # Today's forms keep their meaning: write on what they name.
+    assert ring.authenticate("Bearer old").writable == frozenset({"team"})
+    assert ring.authenticate("Bearer all").writable is None
+    # Keys are named by an id that is not the key, and tells keys apart.
+    assert reader.key_id.startswith("key-") and "reader" not in reader.key_id and reader.key_id != auditor.key_id
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "key: 3", "'': '*'", "k: {a: admin}", "k: {a: [read]}"])
 def test_a_malformed_key_file_is_refused(tmp_path, text):
     path = tmp_path / "keys.yaml"
     path.write_text(text)

@@ -28,6 +28,7 @@ from rag.server.api.schemas import (
     UploadResponse,
 )
 from rag.server.api.validation import invalid, validation_detail
+from rag.server.auth import Role
 from rag.services.documents import DocumentNotFound
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -51,12 +52,28 @@ def upload_documents(
         str | None,
         Form(description="A JSON object of strings, numbers and booleans, stored with the document and its chunks."),
     ] = None,
+    source: Annotated[
+        str | None,
+        Form(
+            min_length=1,
+            max_length=1024,
+            description="The name the document keeps across versions (one file only); by default its file name.",
+        ),
+    ] = None,
+    replace: Annotated[
+        bool,
+        Form(
+            description="When the collection holds a document of the same source with other content, this file"
+            " becomes its next version: ingested beside it, and swapped in atomically when ready (the document"
+            " keeps its id). If the new version fails, the old one stays and the failure shows on the document."
+        ),
+    ] = False,
 ) -> UploadResponse:
     """Accept documents for ingestion and return at once; poll GET /v1/documents/{id} for progress.
 
     All files are checked before any is queued: one bad file refuses the request and stores nothing.
     """
-    principal.require(collection)
+    principal.require(collection, Role.WRITE)
     user_metadata = parse_metadata(metadata, ingest.limits)
     ingest.check_batch(len(files))
     prepared: list[PreparedUpload] = []
@@ -70,23 +87,14 @@ def upload_documents(
                 errors.append((index, status_for_document_error(exc), error))
         if errors:
             _refuse(errors)
-        committed, prepared = ingest.commit(prepared, collection, user_metadata), []
+        committed = ingest.commit(
+            prepared, collection, user_metadata, source=source, replace=replace, actor=principal.key_id
+        )
+        prepared = []
     finally:
         for leftover in prepared:
             ingest.discard(leftover)
-    return UploadResponse(
-        documents=[
-            UploadedDocument(
-                id=item.record.id,
-                filename=item.record.filename,
-                collection=item.record.collection,
-                status=item.record.status,
-                sha256=item.record.sha256,
-                duplicate=item.duplicate,
-            )
-            for item in committed
-        ]
-    )
+    return UploadResponse(documents=[UploadedDocument.of(item.record, item.duplicate) for item in committed])
 
 
 def _refuse(errors: list[tuple[int, int, FileError]]) -> None:
@@ -121,12 +129,16 @@ def list_documents(
     records, total = reader.list(
         collection=collection, status=status, limit=limit, offset=offset, within=principal.collections
     )
-    return DocumentList(documents=[DocumentOut.of(record) for record in records], total=total)
+    next_versions = reader.next_versions(records)
+    return DocumentList(
+        documents=[DocumentOut.of(record, next_versions.get(record.id)) for record in records], total=total
+    )
 
 
 @router.get("/{document_id}", response_model=DocumentOut, responses=error_responses(401, 404))
 def get_document(reader: ReaderDep, principal: PrincipalDep, document_id: str) -> DocumentOut:
-    return DocumentOut.of(reader.get(document_id, within=principal.collections))
+    record = reader.get(document_id, within=principal.collections)
+    return DocumentOut.of(record, reader.next_versions([record]).get(record.id))
 
 
 @router.get("/{document_id}/chunks", response_model=ChunkList, responses=error_responses(401, 404, 422, 503))
@@ -197,8 +209,13 @@ def get_page_boxes(
     return PageBoxes(page=number, boxes=[BoxOut(**dataclasses.asdict(box)) for box in boxes])
 
 
-@router.delete("/{document_id}", status_code=204, response_class=Response, responses=error_responses(401, 404, 503))
-def delete_document(ingest: IngestDep, principal: PrincipalDep, document_id: str) -> Response:
-    if not ingest.delete(document_id, within=principal.collections):
+@router.delete(
+    "/{document_id}", status_code=204, response_class=Response, responses=error_responses(401, 403, 404, 503)
+)
+def delete_document(ingest: IngestDep, reader: ReaderDep, principal: PrincipalDep, document_id: str) -> Response:
+    """Remove the document, with its chunks, vectors, keyword entries, original, and any new version of it."""
+    # A key that may read the collection learns that its role falls short; one that may not, nothing.
+    principal.require(reader.get(document_id, within=principal.collections).collection, Role.WRITE)
+    if not ingest.delete(document_id, within=principal.writable, actor=principal.key_id):
         raise DocumentNotFound(document_id)
     return Response(status_code=204)

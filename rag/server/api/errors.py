@@ -30,6 +30,7 @@ from ingest.errors import (
     EmptyDocument,
     InvalidRequest,
     QueueFull,
+    ReplaceConflict,
     StoreError,
     UnsupportedDocument,
 )
@@ -54,10 +55,11 @@ class ApiError(Exception):
 _DESCRIPTIONS = {
     400: "Bad request: an empty file, or a malformed body",
     401: "Missing or invalid API key",
-    403: "The API key may not use this collection",
+    403: "The API key may not use this collection, or holds only the read role where writing needs write",
     404: "No such document or collection (also for one this key may not see)",
     405: "Method not allowed",
-    409: "Conflict: the same file is being deleted, or the collection needs `rag reindex`",
+    409: "Conflict: the same file is being deleted, a replacement is already under way, or the collection needs"
+    " `rag reindex`",
     413: "Too large: the request, a file, or a batch larger than the queue",
     415: "Unsupported file type",
     422: "Validation error",
@@ -130,6 +132,7 @@ _PLAIN_ERRORS: dict[type[Exception], tuple[int, dict[str, str] | None]] = {
     BatchTooLarge: (413, None),
     PageNotFound: (404, None),
     DocumentBeingDeleted: (409, None),
+    ReplaceConflict: (409, None),
     EmbeddingModelMismatch: (409, None),
     QueueFull: (429, {"Retry-After": "30"}),
     ServiceNotReady: (503, {"Retry-After": "10"}),

@@ -65,20 +65,52 @@ class ErrorBody(BaseModel):
 
 
 class UploadedDocument(BaseModel):
-    id: str
+    id: str = Field(description="The document's id (a new version keeps its document's id).")
     filename: str
     collection: str
-    status: Status
+    status: Status = Field(description="Of this upload: the new version's, when it replaces a document.")
     sha256: str
-    duplicate: bool
+    duplicate: bool = Field(description="The same content is in the collection already: nothing was queued.")
+    source: str = Field(description="The name that stays across versions (by default the file name).")
+    version: int = Field(description="1 for a new document; for a replacement, the version it will be.")
+    replacing: bool = Field(
+        description="A new version of an existing document: ingested beside it, and swapped in when ready."
+    )
+
+    @classmethod
+    def of(cls, record: DocumentRecord, duplicate: bool) -> UploadedDocument:
+        return cls(
+            id=record.replaces or record.id,
+            filename=record.filename,
+            collection=record.collection,
+            status=record.status,
+            sha256=record.sha256,
+            duplicate=duplicate,
+            source=record.source,
+            version=record.version,
+            replacing=record.replaces is not None,
+        )
 
 
 class UploadResponse(BaseModel):
     documents: list[UploadedDocument]
 
 
+class NextVersionOut(BaseModel):
+    """A new version of the document, being ingested beside it (or failed: the document stays as it was)."""
+
+    version: int
+    status: Status
+    error: str | None
+    filename: str
+    sha256: str
+    progress: float
+
+
 class DocumentOut(BaseModel):
     id: str
+    source: str = Field(description="The name that stays across versions: by default the file name.")
+    version: int = Field(description="How many versions it has had: 1, then one more for each replacement.")
     filename: str
     collection: str
     status: Status
@@ -98,11 +130,17 @@ class DocumentOut(BaseModel):
     worker: str | None = Field(
         default=None, description="While it is processed: the worker holding it, as host:pid (else null)."
     )
+    next_version: NextVersionOut | None = Field(
+        default=None,
+        description="A replacement being ingested, or one that failed (with its reason); null when there is none.",
+    )
 
     @classmethod
-    def of(cls, record: DocumentRecord) -> DocumentOut:
+    def of(cls, record: DocumentRecord, next_version: DocumentRecord | None = None) -> DocumentOut:
         return cls(
             id=record.id,
+            source=record.source,
+            version=record.version,
             filename=record.filename,
             collection=record.collection,
             status=record.status,
@@ -118,6 +156,16 @@ class DocumentOut(BaseModel):
             created_at=record.created_at,
             updated_at=record.updated_at,
             worker=record.worker,
+            next_version=None
+            if next_version is None
+            else NextVersionOut(
+                version=next_version.version,
+                status=next_version.status,
+                error=next_version.error,
+                filename=next_version.filename,
+                sha256=next_version.sha256,
+                progress=next_version.progress,
+            ),
         )
 
 

@@ -14,6 +14,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   collection: sessionStorage.getItem(COLLECTION_STORAGE) || "default",
   collections: [],
+  access: null,      // the key's roles (GET /v1/access); null until known
   documents: [],
   total: 0,          // documents in the collection (the list holds at most 1000 of them)
   history: [],       // [{role, content}] of finished turns, oldest first
@@ -106,9 +107,65 @@ function useKey(event) {
   }
   sessionStorage.setItem(KEY_STORAGE, key);
   $("key-input").value = "";
+  state.access = null; // the last key's roles are not this one's
+  renderAccess();
   $("key-dialog").close();
   hideBanner();
   start();
+}
+
+// --- what the key may do -------------------------------------------------------------------------------
+
+// The server refuses an upload or a delete a key's role does not allow either way: the page only spares a
+// read key controls that could only fail.
+const READ_ONLY_NOTE = "This key may read this collection, not upload to it or delete from it.";
+const NO_ACCESS_NOTE = "This key may not use this collection.";
+// A server without GET /v1/access (older than roles): everything shown, as before, and it decides.
+const ACCESS_UNKNOWN = { collections: {}, every_collection: "write" };
+
+async function loadAccess() {
+  try {
+    state.access = await (await api("/v1/access")).json();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) throw error; // start() asks for a key
+    state.access = ACCESS_UNKNOWN;
+  }
+}
+
+// "read", "write", or null (no access); null too while the roles are not known yet.
+function roleOn(collection) {
+  const access = state.access;
+  if (!access) return null;
+  const named = access.collections || {};
+  // hasOwn: a collection may be called "constructor" or "toString".
+  return Object.hasOwn(named, collection) ? named[collection] : (access.every_collection ?? null);
+}
+
+function mayWrite() {
+  return roleOn(state.collection) === "write";
+}
+
+// A new collection is made by uploading to it: worth offering while the key may write to some collection.
+function mayCreate() {
+  const access = state.access;
+  if (!access) return false;
+  return access.every_collection === "write" || Object.values(access.collections || {}).includes("write");
+}
+
+// Show or hide what needs the write role, for the selected collection; again whenever the key or the
+// collection changes. Until the roles are known, neither the upload area nor the note.
+function renderAccess() {
+  const role = roleOn(state.collection);
+  const writable = role === "write";
+  $("dropzone").hidden = !writable;
+  $("new-collection").hidden = !mayCreate();
+  const note = $("access-note");
+  note.hidden = state.access === null || writable;
+  note.textContent = role === "read" ? READ_ONLY_NOTE : role === null ? NO_ACCESS_NOTE : "";
+  // Every row made so far, not only those on show: a row the filter hides comes back as it was built.
+  for (const { element } of renderedRows.values()) {
+    element.querySelector("button.delete").hidden = !writable;
+  }
 }
 
 // --- collections ---------------------------------------------------------------------------------------
@@ -138,6 +195,7 @@ function chooseCollection(name) {
   state.collection = name;
   sessionStorage.setItem(COLLECTION_STORAGE, name);
   renderCollections();
+  renderAccess();
   newConversation({ focus: false }); // focus stays on the select: arrow keys there fire "change"
   refreshDocuments();
 }
@@ -273,6 +331,7 @@ function documentItem(doc) {
   open.className = "open";
   const remove = button("Delete", () => deleteDocument(doc), `Delete ${doc.filename}`);
   remove.className = "delete";
+  remove.hidden = !mayWrite();
   actions.append(open, remove);
   details.append(factText, actions);
   item.append(head);
@@ -903,6 +962,7 @@ function turnPage(step) {
 
 async function start() {
   try {
+    await loadAccess();
     await loadCollections();
     if (state.collections.length && !state.collections.includes(state.collection) && !sessionStorage.getItem(COLLECTION_STORAGE)) {
       state.collection = state.collections[0]; // nothing chosen yet: start where there are documents
@@ -912,6 +972,7 @@ async function start() {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return;
   }
   renderCollections();
+  renderAccess();
   refreshDocuments();
 }
 
