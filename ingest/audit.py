@@ -9,6 +9,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.storage.records import DocumentRecord
+
 log = logging.getLogger("rag.audit")
 
 
@@ -22,16 +24,17 @@ class AuditTrail:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def record(self, action: str, *, actor: str, collection: str, source: str, document_id: str, version: int) -> None:
+    def record(self, action: str, document: DocumentRecord, *, actor: str) -> None:
+        """One write to ``document`` (or to the new version of one: it is named by its document's id)."""
         line = json.dumps(
             {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "action": action,
                 "key_id": actor,
-                "collection": collection,
-                "source": source,
-                "document_id": document_id,
-                "version": version,
+                "collection": document.collection,
+                "source": document.source,
+                "document_id": document.replaces or document.id,
+                "version": document.version,
             },
             ensure_ascii=False,
         )

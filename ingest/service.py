@@ -232,14 +232,7 @@ class IngestService:
                     record.version,
                     collection,
                 )
-                self.audit.record(
-                    "replace" if record.replaces else action,
-                    actor=actor,
-                    collection=collection,
-                    source=record.source,
-                    document_id=item.document_id,
-                    version=record.version,
-                )
+                self.audit.record("replace" if record.replaces else action, record, actor=actor)
             submitted.append(item)
         if any(not item.duplicate for item in submitted):
             self.work_available.set()
@@ -266,14 +259,7 @@ class IngestService:
         if not records:
             return False
         document = records[0]
-        self.audit.record(
-            "delete",
-            actor=actor,
-            collection=document.collection,
-            source=document.source,
-            document_id=document.id,
-            version=document.version,
-        )
+        self.audit.record("delete", document, actor=actor)
         for record in records:
             try:
                 self._finish_delete(record)

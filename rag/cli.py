@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.service import Submitted
 
 log = logging.getLogger("rag.worker")
 app = typer.Typer(help="Self-hosted retrieval-augmented question answering.", no_args_is_help=True)
@@ -90,16 +95,27 @@ def _collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _submit_when_queue_has_room(runtime, path: Path, collection: str, *, replace: bool = False):
-    """Submit one file; a full queue (more files than RAG_INGEST_QUEUE_MAX) waits for the worker to make room."""
+def _when_queue_has_room(submit: Callable[[], Submitted]) -> Submitted:
+    """Submit; a full queue (more files than RAG_INGEST_QUEUE_MAX) waits for the worker to make room."""
     from ingest.errors import QueueFull
 
     while True:
         try:
-            with path.open("rb") as content:
-                return runtime.ingest.submit(content, path.name, collection, {}, replace=replace)
+            return submit()
         except QueueFull:
             time.sleep(0.5)
+
+
+def _submit_file(runtime, path: Path, collection: str, *, replace: bool = False) -> Submitted:
+    with path.open("rb") as content:
+        return runtime.ingest.submit(content, path.name, collection, {}, replace=replace)
+
+
+def _submit_archived(runtime, originals, document, collection: str) -> Submitted:
+    prepared = runtime.ingest.prepare(
+        originals.open(document), document.filename, document_id=document.id, version=document.version
+    )
+    return runtime.ingest.commit([prepared], collection, document.metadata, source=document.source, action="import")[0]
 
 
 def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
@@ -162,7 +178,7 @@ def ingest(
         runtime.start(wait=True)
         for path in files:
             try:
-                submitted = _submit_when_queue_has_room(runtime, path, collection, replace=replace)
+                submitted = _when_queue_has_room(partial(_submit_file, runtime, path, collection, replace=replace))
             except DocumentError as exc:
                 failures.append(f"{path}: {exc}")
                 continue
@@ -324,7 +340,7 @@ def import_collection(
     from rich.console import Console
 
     from ingest.archive import InvalidArchive, open_archive
-    from ingest.errors import DocumentError, QueueFull
+    from ingest.errors import DocumentError
     from ingest.service import validate_collection
     from rag.runtime import Runtime
 
@@ -338,25 +354,12 @@ def import_collection(
             target = validate_collection(collection or manifest.collection)
             runtime.start(wait=True)
             for document in manifest.documents:
-                while True:
-                    try:
-                        prepared = runtime.ingest.prepare(
-                            originals.open(document),
-                            document.filename,
-                            document_id=document.id,
-                            version=document.version,
-                        )
-                        submitted = runtime.ingest.commit(
-                            [prepared], target, document.metadata, source=document.source, action="import"
-                        )[0]
-                        break
-                    except QueueFull:
-                        time.sleep(0.5)
-                    except DocumentError as exc:
-                        failures.append(f"{document.source}: {exc}")
-                        submitted = None
-                        break
-                if submitted is not None and not submitted.duplicate:
+                try:
+                    submitted = _when_queue_has_room(partial(_submit_archived, runtime, originals, document, target))
+                except DocumentError as exc:
+                    failures.append(f"{document.source}: {exc}")
+                    continue
+                if not submitted.duplicate:
                     ids.append(submitted.document_id)
             console.print(f"importing {len(ids)} documents into {target!r}")
             failures += _wait_for_documents(runtime, ids, console)

@@ -47,12 +47,13 @@ class Plan:
         return len(self.add) + len(self.replace) + len(self.delete)
 
     def lines(self) -> Iterator[str]:
+        """The steps, in the order they are carried out."""
+        for document in self.delete:
+            yield f"- {document['source']}"
         for local in self.add:
             yield f"+ {local.source}"
         for local, document in self.replace:
             yield f"~ {local.source} (version {document['version']} -> {document['version'] + 1})"
-        for document in self.delete:
-            yield f"- {document['source']}"
 
 
 def sha256_of(path: Path) -> str:
@@ -76,25 +77,34 @@ def local_files(folder: Path) -> list[LocalFile]:
 def make_plan(local: list[LocalFile], remote: dict[str, dict[str, Any]], *, delete: bool) -> Plan:
     """What to do so that the collection holds exactly the folder's sources (the deletions only with
     ``delete``). A document whose content, or whose new version under way, matches the file is left alone;
-    so is one that failed with that content (the run reports it: uploading it again would fail again)."""
+    so is one that failed with that content (the run reports it: uploading it again would fail again).
+
+    A collection holds one copy of a content (uploads are deduplicated by SHA-256): a file whose content is
+    already there under another source that stays is left alone too, since uploading it would do nothing,
+    and a run after it would plan it again. One whose content leaves with a deleted document (a renamed
+    file) is uploaded after that delete."""
+    kept = {file.source for file in local}
+    gone = [document for source, document in sorted(remote.items()) if source not in kept] if delete else []
+    leaving = {document["id"] for document in gone}
+    present = {sha for document in remote.values() if document["id"] not in leaving for sha in _contents(document)}
     add: list[LocalFile] = []
     replace: list[tuple[LocalFile, dict[str, Any]]] = []
     unchanged = 0
     for file in local:
         document = remote.get(file.source)
-        if document is None:
+        if (document is not None and file.sha256 in _contents(document)) or file.sha256 in present:
+            unchanged += 1  # there already, under this source or (an upload would change nothing) another
+        elif document is None:
             add.append(file)
-            continue
-        pending = document.get("next_version") or {}
-        if file.sha256 == document["sha256"] or (
-            file.sha256 == pending.get("sha256") and pending.get("status") in (*_UNDER_WAY, "failed")
-        ):
-            unchanged += 1
         else:
             replace.append((file, document))
-    kept = {file.source for file in local}
-    gone = [document for source, document in sorted(remote.items()) if source not in kept] if delete else []
     return Plan(add, replace, gone, unchanged)
+
+
+def _contents(document: dict[str, Any]) -> set[str]:
+    """The content a document holds, and that of its new version under way (or failed with it)."""
+    pending = document.get("next_version") or {}
+    return {document["sha256"], *([pending["sha256"]] if pending.get("status") in (*_UNDER_WAY, "failed") else [])}
 
 
 class ServiceClient:
@@ -108,8 +118,18 @@ class ServiceClient:
         self._http.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The response. Raises SyncError with the service's reason (a 404 included)."""
+        response = self._send_or_none(method, path, **kwargs)
+        if response is None:
+            raise SyncError(f"{method} {path}: HTTP 404: not found")
+        return response
+
+    def _send_or_none(self, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+        """The response, None for a 404; waits and sends again while the service's queue is full (429)."""
         while True:
             response = self._http.request(method, path, **kwargs)
+            if response.status_code == 404:
+                return None
             if response.status_code == 429:  # the ingestion queue is full: it drains as documents finish
                 time.sleep(float(response.headers.get("retry-after", "5")))
                 continue
@@ -147,19 +167,11 @@ class ServiceClient:
         return response.json()["documents"][0]
 
     def delete(self, document_id: str) -> None:
-        try:
-            self._send("DELETE", f"/v1/documents/{document_id}")
-        except SyncError as exc:
-            if "HTTP 404" not in str(exc):  # already gone: what was wanted
-                raise
+        self._send_or_none("DELETE", f"/v1/documents/{document_id}")  # already gone (404): what was wanted
 
     def document(self, document_id: str) -> dict[str, Any] | None:
-        response = self._http.get(f"/v1/documents/{document_id}")
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise SyncError(f"GET /v1/documents/{document_id}: HTTP {response.status_code}: {response.text}")
-        return response.json()
+        response = self._send_or_none("GET", f"/v1/documents/{document_id}")
+        return response.json() if response is not None else None
 
 
 @dataclass(slots=True)
@@ -175,6 +187,14 @@ def execute(
     """Carry the plan out, one request per step; a step the service refuses is reported and the rest go on
     (the next run tries it again)."""
     outcome = Outcome()
+    # Deletes first: a renamed file's content leaves with its old source before it comes back under the new.
+    for document in plan.delete:
+        try:
+            client.delete(document["id"])
+            outcome.deleted += 1
+        except SyncError as exc:
+            outcome.failures.append(f"{document['source']}: {exc}")
+        on_step(f"deleted {document['source']}")
     uploads = [(file, "added") for file in plan.add] + [(file, "replaced") for file, _ in plan.replace]
     for file, verb in uploads:
         try:
@@ -183,13 +203,6 @@ def execute(
         except SyncError as exc:
             outcome.failures.append(f"{file.source}: {exc}")
         on_step(f"{verb} {file.source}")
-    for document in plan.delete:
-        try:
-            client.delete(document["id"])
-            outcome.deleted += 1
-        except SyncError as exc:
-            outcome.failures.append(f"{document['source']}: {exc}")
-        on_step(f"deleted {document['source']}")
     return outcome
 
 

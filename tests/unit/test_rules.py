@@ -3,6 +3,8 @@ abstention, citation markers and the lexical measures of the evidence, API keys,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ingest.chunk_ids import chunk_id
@@ -23,6 +25,7 @@ from rag.services.evidence import (
 )
 from rag.services.followups import fuse
 from rag.services.retrieval import reciprocal_rank_fusion
+from rag.sync import LocalFile, make_plan
 from rag.words import INDEX_WORD, MAX_TERMS, MIN_COMMON, PROSE_WORD, query_words, selective_words
 
 # --- word rules ------------------------------------------------------------------------------------------
@@ -240,6 +243,43 @@ def test_roles_per_collection(tmp_path):
     assert ring.authenticate("Bearer all").writable is None
     # Keys are named by an id that is not the key, and tells keys apart.
     assert reader.key_id.startswith("key-") and "reader" not in reader.key_id and reader.key_id != auditor.key_id
+
+
+def test_a_sync_plan_adds_replaces_deletes_and_leaves_alone():
+    def remote(source: str, sha: str, pending: dict | None = None) -> dict:
+        return {"id": f"id-{source}", "source": source, "sha256": sha, "version": 1, "next_version": pending}
+
+    def local(source: str, sha: str) -> LocalFile:
+        return LocalFile(source, Path(source), sha)
+
+    documents = {
+        "same.txt": remote("same.txt", "S"),
+        "changed.txt": remote("changed.txt", "C1"),
+        "under-way.txt": remote("under-way.txt", "U1", {"status": "processing", "sha256": "U2"}),
+        "failed.txt": remote("failed.txt", "F1", {"status": "failed", "sha256": "F2"}),
+        "gone.txt": remote("gone.txt", "G"),
+        "renamed.txt": remote("renamed.txt", "R"),
+    }
+    files = [
+        local("same.txt", "S"),
+        local("changed.txt", "C2"),
+        local("under-way.txt", "U2"),  # its new version is on its way already
+        local("failed.txt", "F2"),  # failed with this content: not again until it changes
+        local("new.txt", "N"),
+        local("copy-of-same.txt", "S"),  # the collection holds this content already: an upload would do nothing
+        local("renamed-to.txt", "R"),  # its content leaves with renamed.txt: uploaded after that delete
+    ]
+    plan = make_plan(files, documents, delete=True)
+    assert list(plan.lines()) == [
+        "- gone.txt",
+        "- renamed.txt",
+        "+ new.txt",
+        "+ renamed-to.txt",
+        "~ changed.txt (version 1 -> 2)",
+    ]
+    assert plan.unchanged == 4 and plan.steps == 5
+    kept = make_plan(files, documents, delete=False)
+    assert not kept.delete and [f.source for f in kept.add] == ["new.txt"] and kept.unchanged == 5
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "key: 3", "'': '*'", "k: {a: admin}", "k: {a: [read]}"])

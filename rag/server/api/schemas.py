@@ -99,6 +99,8 @@ class UploadResponse(BaseModel):
 class NextVersionOut(BaseModel):
     """A new version of the document, being ingested beside it (or failed: the document stays as it was)."""
 
+    model_config = ConfigDict(from_attributes=True)  # read off the version's record
+
     version: int
     status: Status
     error: str | None
@@ -156,16 +158,7 @@ class DocumentOut(BaseModel):
             created_at=record.created_at,
             updated_at=record.updated_at,
             worker=record.worker,
-            next_version=None
-            if next_version is None
-            else NextVersionOut(
-                version=next_version.version,
-                status=next_version.status,
-                error=next_version.error,
-                filename=next_version.filename,
-                sha256=next_version.sha256,
-                progress=next_version.progress,
-            ),
+            next_version=NextVersionOut.model_validate(next_version) if next_version is not None else None,
         )
 
 
