@@ -118,9 +118,12 @@ def test_collections_list_what_the_key_may_use_with_their_document_counts(make_c
     for name, content, collection in [("a.md", docs.MARKDOWN, "farm"), ("b.txt", docs.TEXT, "weather")]:
         client.post("/v1/documents", files=[("files", (name, content))], data={"collection": collection}, headers=admin)
     listed = client.get("/v1/collections", headers=admin).json()["collections"]
-    assert listed == [{"name": "farm", "documents": 1}, {"name": "weather", "documents": 1}]
+    assert listed == [
+        {"name": "farm", "documents": 1, "role": "write"},
+        {"name": "weather", "documents": 1, "role": "write"},
+    ]
     scoped = client.get("/v1/collections", headers={"Authorization": "Bearer farm-key"}).json()["collections"]
-    assert scoped == [{"name": "farm", "documents": 1}]
+    assert scoped == [{"name": "farm", "documents": 1, "role": "write"}]
     assert client.get("/v1/collections").status_code == 401
 
 

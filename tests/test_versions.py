@@ -217,3 +217,30 @@ def test_a_crash_between_the_swap_and_the_removal_of_the_old_version(make_settin
         assert document["version"] == 2 and document["status"] == "ready"
         found = client.post("/v1/retrieve", json={"query": QUESTION}).json()["chunks"]
         assert found and editions_in(found) == {2}
+
+
+def test_the_answers_follow_the_new_version(tmp_path, embedder, llm_server):
+    """With the real LLM: once a document is replaced, the answer gives the new version's fact, not the old."""
+    from rag.settings import Settings
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "state", llm_base_url=llm_server, max_tokens=32)
+    live = LiveServer(settings, embedder)
+    question = {"question": "What is the gate code of the north harbour?", "collection": "gates"}
+    try:
+        with httpx.Client(base_url=live.url, timeout=300) as http:
+            notice = "Notice to crews. The gate code of the north harbour is {code}. Crews must sign in at the gate."
+            files = [("files", ("gates.txt", notice.format(code=4417).encode()))]
+            first = http.post("/v1/documents", files=files, data={"collection": "gates"}).json()["documents"][0]
+            wait_until(lambda: http.get(f"/v1/documents/{first['id']}").json()["status"] == "ready", 120, "v1")
+            before = http.post("/v1/query", json=question).json()
+
+            files = [("files", ("gates.txt", notice.format(code=5521).encode()))]
+            http.post("/v1/documents", files=files, data={"collection": "gates", "replace": "true"})
+            wait_until(lambda: http.get(f"/v1/documents/{first['id']}").json()["version"] == 2, 120, "v2")
+            after = http.post("/v1/query", json=question).json()
+    finally:
+        live.stop()
+    assert "4417" in before["answer"] and "5521" not in before["answer"], before["answer"]
+    assert "5521" in after["answer"] and "4417" not in after["answer"], after["answer"]
+    assert [c["document_id"] for c in after["citations"]] == [first["id"]]
+    assert "5521" in after["citations"][0]["text"]

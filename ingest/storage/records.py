@@ -161,7 +161,7 @@ class DocumentRecords:
         added (QueueFull). The count is taken inside the write transaction, so concurrent uploads cannot
         overshoot the bound together. A failed earlier copy is queued again under its old id, since the user
         uploading it again is asking for another try. An upload with ``replace`` whose source names a document
-        is queued as that document's next version (see add_version).
+        is queued as that document's next version (see _add_version).
         """
         now = _now()
         results: list[tuple[DocumentRecord, bool]] = []
@@ -288,10 +288,13 @@ class DocumentRecords:
         self._insert(cursor, document_id, upload, now, version=version, replaces=current.id)
         return document_id
 
-    def get(self, document_id: str) -> DocumentRecord | None:
-        return self._fetch_one(
-            "SELECT * FROM documents WHERE id = ? AND status != ? AND replaces IS NULL", (document_id, Status.DELETING)
-        )
+    def get(self, document_id: str, *, being_deleted: bool = False) -> DocumentRecord | None:
+        """The document (never a new version of one); one being deleted only when ``being_deleted``."""
+        sql, params = "SELECT * FROM documents WHERE id = ? AND replaces IS NULL", [document_id]
+        if not being_deleted:
+            sql += " AND status != ?"
+            params.append(Status.DELETING)
+        return self._fetch_one(sql, params)
 
     def pending_versions(self, document_ids: Sequence[str]) -> dict[str, DocumentRecord]:
         """The new version being ingested (or failed) of each of these documents that has one, by document id."""
@@ -303,16 +306,6 @@ class DocumentRecords:
                 (*document_ids, Status.DELETING),
             ).fetchall()
         return {row["replaces"]: DocumentRecord.from_row(row) for row in rows}
-
-    def by_source(self, collection: str) -> dict[str, DocumentRecord]:
-        """The collection's documents by source (the newest, should two share one)."""
-        with self._db.read() as cursor:
-            rows = cursor.execute(
-                "SELECT * FROM documents WHERE collection = ? AND replaces IS NULL AND status != ?"
-                " ORDER BY created_at, id",
-                (collection, Status.DELETING),
-            ).fetchall()
-        return {record.source: record for record in map(DocumentRecord.from_row, rows)}
 
     def list(
         self,

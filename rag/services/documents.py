@@ -37,10 +37,13 @@ class DocumentReader:
         self._files = files
         self._page_images = page_images
 
-    def get(self, document_id: str, *, within: frozenset[str] | None = None) -> DocumentRecord:
+    def get(
+        self, document_id: str, *, within: frozenset[str] | None = None, being_deleted: bool = False
+    ) -> DocumentRecord:
         """The document; DocumentNotFound also when it is outside the collections ``within`` (a scoped key
-        learns nothing of documents it may not see, not even that they exist)."""
-        record = self._records.get(document_id)
+        learns nothing of documents it may not see, not even that they exist). ``being_deleted``: one being
+        deleted is found too."""
+        record = self._records.get(document_id, being_deleted=being_deleted)
         if record is None or (within is not None and record.collection not in within):
             raise DocumentNotFound(document_id)
         return record

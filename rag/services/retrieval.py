@@ -116,6 +116,8 @@ class Retriever:
 
     def _search(self, collection: str, query: str, k: int, filters: Filters, only: list[str] | None) -> list[ChunkHit]:
         """One search, ``only`` the storage keys of the documents the filters name (None: all)."""
+        if only is not None and not only:  # the filters name no document there is
+            return []
         hidden = self._records.hidden_document_ids(collection)
         depth = k if self._mode == "dense" and self._reranker is None else max(k, self._candidates)
         keyword_search = None

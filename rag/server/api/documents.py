@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -55,19 +55,18 @@ def upload_documents(
     source: Annotated[
         str | None,
         Form(
-            min_length=1,
             max_length=1024,
-            description="The name the document keeps across versions (one file only); by default its file name.",
+            description="The name the document keeps across versions (one file only); empty or absent: its file name.",
         ),
     ] = None,
     replace: Annotated[
-        bool,
+        Literal["true", "false"],
         Form(
             description="When the collection holds a document of the same source with other content, this file"
             " becomes its next version: ingested beside it, and swapped in atomically when ready (the document"
             " keeps its id). If the new version fails, the old one stays and the failure shows on the document."
         ),
-    ] = False,
+    ] = "false",
 ) -> UploadResponse:
     """Accept documents for ingestion and return at once; poll GET /v1/documents/{id} for progress.
 
@@ -88,7 +87,7 @@ def upload_documents(
         if errors:
             _refuse(errors)
         committed = ingest.commit(
-            prepared, collection, user_metadata, source=source, replace=replace, actor=principal.key_id
+            prepared, collection, user_metadata, source=source, replace=replace == "true", actor=principal.key_id
         )
         prepared = []
     finally:
@@ -215,7 +214,9 @@ def get_page_boxes(
 def delete_document(ingest: IngestDep, reader: ReaderDep, principal: PrincipalDep, document_id: str) -> Response:
     """Remove the document, with its chunks, vectors, keyword entries, original, and any new version of it."""
     # A key that may read the collection learns that its role falls short; one that may not, nothing.
-    principal.require(reader.get(document_id, within=principal.collections).collection, Role.WRITE)
+    # A document whose earlier delete the store refused is hidden, being deleted: deleting it again retries.
+    document = reader.get(document_id, within=principal.collections, being_deleted=True)
+    principal.require(document.collection, Role.WRITE)
     if not ingest.delete(document_id, within=principal.writable, actor=principal.key_id):
         raise DocumentNotFound(document_id)
     return Response(status_code=204)
