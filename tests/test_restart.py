@@ -128,7 +128,7 @@ def test_killed_mid_replace_the_next_start_leaves_one_version(tmp_path):
         old_chunks = server.get(f"/v1/documents/{document_id}")["chunks"]
         replacing = httpx.post(
             f"{server.url}/v1/documents",
-            files=[("files", ("relays.txt", long_text()))],
+            files=[("files", ("relays.txt", long_text(150)))],
             data={"replace": "true"},
             timeout=30,
         )

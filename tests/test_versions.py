@@ -26,7 +26,7 @@ SAYINGS = {
 }
 
 
-def edition(number: int, lines: int = 48) -> bytes:
+def edition(number: int, lines: int = 32) -> bytes:
     """A notice whose every line names its edition, so any chunk of it tells which version it is from."""
     return "\n".join(
         f"Harbour notice {i}, edition {number}: {SAYINGS[number]}; berth {i} is inspected on day {i % 28 + 1}"
