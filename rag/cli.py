@@ -254,7 +254,7 @@ def sync(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from rag.sync import ServiceClient, SyncError, execute, ingestion_state, local_files, make_plan
+    from rag.sync import ServiceClient, SyncError, execute, local_files, make_plan, wait_for_ingestion
 
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder", param_hint="FOLDER")
@@ -277,16 +277,7 @@ def sync(
             outcome = execute(client, plan, collection, lambda _: progress.advance(steps))
             if wait and outcome.uploaded:
                 ingested = progress.add_task("ingesting", total=len(outcome.uploaded))
-                waiting = set(outcome.uploaded)
-                while waiting:
-                    for document_id in sorted(waiting):
-                        finished, error = ingestion_state(client.document(document_id))
-                        if finished:
-                            waiting.discard(document_id)
-                            progress.advance(ingested)
-                            if error:
-                                outcome.failures.append(f"document {document_id}: {error}")
-                    time.sleep(0.5 if waiting else 0)
+                wait_for_ingestion(client, outcome, lambda: progress.advance(ingested))
     except SyncError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 _READ_BLOCK = 1024 * 1024
+POLL_SECONDS = 0.5
 _PAGE = 1000
 # Statuses of a new version that is still on its way: a run meanwhile must not upload it again.
 _UNDER_WAY = ("queued", "processing")
@@ -204,6 +205,22 @@ def execute(
             outcome.failures.append(f"{file.source}: {exc}")
         on_step(f"{verb} {file.source}")
     return outcome
+
+
+def wait_for_ingestion(client: ServiceClient, outcome: Outcome, on_finished: Callable[[], None]) -> None:
+    """Poll each uploaded document until it (or its new version) is ready or failed; failures join the
+    outcome with their reasons."""
+    waiting = set(outcome.uploaded)
+    while waiting:
+        for document_id in sorted(waiting):
+            finished, error = ingestion_state(client.document(document_id))
+            if finished:
+                waiting.discard(document_id)
+                on_finished()
+                if error:
+                    outcome.failures.append(f"document {document_id}: {error}")
+        if waiting:
+            time.sleep(POLL_SECONDS)
 
 
 def ingestion_state(document: dict[str, Any] | None) -> tuple[bool, str | None]:
