@@ -33,7 +33,7 @@ class AuditTrail:
                 "key_id": actor,
                 "collection": document.collection,
                 "source": document.source,
-                "document_id": document.replaces or document.id,
+                "document_id": document.document_id,
                 "version": document.version,
             },
             ensure_ascii=False,

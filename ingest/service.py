@@ -51,7 +51,7 @@ class Submitted:
 
     @property
     def document_id(self) -> str:
-        return self.record.replaces or self.record.id
+        return self.record.document_id
 
 
 # Who made a write, for the audit trail, where no API key did: the CLI on this machine, or an open service.

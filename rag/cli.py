@@ -142,9 +142,8 @@ def _wait_for_documents(runtime, ids: list[str], console) -> list[str]:
             if len(finished) == len(ids):
                 break
             time.sleep(0.2)
-    versions = runtime.records.pending_versions(ids)
-    final = [record for record in (versions.get(i) or runtime.records.get(i) for i in ids) if record is not None]
-    return [f"{r.filename}: {r.error}" for r in final if r.status is Status.FAILED]
+    # The last look found every one finished: its records are the final state.
+    return [f"{r.filename}: {r.error}" for r in records if r is not None and r.status is Status.FAILED]
 
 
 @app.command()

@@ -92,6 +92,11 @@ class DocumentRecord:
     replaces: str | None = None  # a new version being ingested: the id of the document it will replace
 
     @property
+    def document_id(self) -> str:
+        """The document this row is (or, for a new version under way, will become)."""
+        return self.replaces or self.id
+
+    @property
     def key(self) -> str:
         """The storage key of this version (ingest/chunk_ids.py): its chunks' ids, its vectors, its original."""
         return self.storage_key or self.id

@@ -80,7 +80,7 @@ class UploadedDocument(BaseModel):
     @classmethod
     def of(cls, record: DocumentRecord, duplicate: bool) -> UploadedDocument:
         return cls(
-            id=record.replaces or record.id,
+            id=record.document_id,
             filename=record.filename,
             collection=record.collection,
             status=record.status,
