@@ -87,15 +87,20 @@ eval-data: setup
 	bash data/eval/fetch.sh
 	$(PY) data/eval/faq/build.py
 	bash data/eval/pdf/fetch.sh
+	bash data/eval/tech/fetch.sh
 
-# The quick smoke set (every retrieval mode), then the two hard sets beside the plain recipe, on one split.
+# The quick smoke set (every retrieval mode), then the three hard sets on one split: the shipped default
+# (adaptive), the previous default (hybrid) and dense, beside the plain recipe, overall and per kind of question.
 eval: setup eval-data
 	$(VENV)/bin/rag eval data/eval/docs data/eval/questions.jsonl --out data/eval/results/smoke
 
 SPLIT ?= test
+SET_MODES ?= dense,hybrid,adaptive
 eval-sets: setup eval-data
-	$(VENV)/bin/rag eval data/eval/faq/docs data/eval/faq/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/faq-$(SPLIT)
-	$(VENV)/bin/rag eval data/eval/pdf/docs data/eval/pdf/questions.jsonl --split $(SPLIT) --mode hybrid --out data/eval/results/pdf-$(SPLIT)
+	for set in faq tech pdf; do \
+	  $(VENV)/bin/rag eval data/eval/$$set/docs data/eval/$$set/questions.jsonl --split $(SPLIT) --mode $(SET_MODES) \
+	    --out data/eval/results/$$set-$(SPLIT) || exit 1; \
+	done
 
 # The settings reference in docs/configuration.md and .env.example, from rag/settings/groups.py (a unit test fails
 # when they drift).

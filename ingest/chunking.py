@@ -66,15 +66,23 @@ class Chunker:
                 page_end = pages[bisect.bisect_right(section_starts, end - 1) - 1]
             context = self._context(title, paths[section]) if self._context_tokens else ""
             chunks.append(
-                Chunk(index=index, text=piece, start=start, end=end, page=page, page_end=page_end, context=context)
+                Chunk(
+                    index=index,
+                    text=piece,
+                    start=start,
+                    end=end,
+                    page=page,
+                    page_end=page_end,
+                    context=context,
+                    headings=CONTEXT_SEPARATOR.join(_heading_path(title, paths[section])),
+                )
             )
         return chunks
 
     def _context(self, title: str | None, path: tuple[str, ...]) -> str:
         """ "Title > Section > Subsection", within the context's token budget (the innermost headings are the
         ones given up first: the title and outer sections say more about what a chunk belongs to)."""
-        parts = [title] if title else []
-        parts += [heading for heading in path if not parts or heading.casefold() != parts[-1].casefold()]
+        parts = _heading_path(title, path)
         while parts:
             context = CONTEXT_SEPARATOR.join(parts)
             if self.count_tokens(context) <= self._context_tokens:
@@ -98,6 +106,28 @@ class Chunker:
             smaller = self._make_splitter(self._max_tokens // 2, 0)
             result.extend((start + offset, sub) for offset, sub in locate(piece, smaller.split_text(piece)))
         return result
+
+
+def _heading_path(title: str | None, path: tuple[str, ...]) -> list[str]:
+    """The title, then the section's headings (a first heading that repeats the title once)."""
+    parts = [title] if title else []
+    parts += [heading for heading in path if not parts or heading.casefold() != parts[-1].casefold()]
+    return parts
+
+
+def document_text(chunks: list[Chunk]) -> str:
+    """The text the chunks were cut from, each overlap once (the whitespace between them as one line break)."""
+    pieces: list[str] = []
+    covered = 0
+    for chunk in chunks:
+        if chunk.end <= covered:
+            continue
+        if chunk.start >= covered:
+            pieces.append(chunk.text)
+        else:
+            pieces[-1] += chunk.text[covered - chunk.start :]
+        covered = chunk.end
+    return "\n".join(pieces)
 
 
 def locate(text: str, pieces: list[str]) -> list[tuple[int, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from ingest.chunk_ids import chunk_id
-from ingest.chunking import Chunker
+from ingest.chunking import Chunker, document_text
 from ingest.errors import DocumentError, StoreError
 from ingest.parsing.detect import DocType
 from ingest.parsing.limits import IngestLimits
@@ -84,11 +84,16 @@ class DocumentPipeline:
         limits: IngestLimits | None = None,
         parse_pool: ParsePool | None = None,
         document_vector_max_chunks: int = 0,
+        whole_document_vectors: bool = True,
+        heading_weight: int = 0,
     ):
         self._embedder = embedder
-        # A document of at most this many chunks also gets one vector of its own (their mean): it is
-        # written in one batch, whatever the batch size, so that its every chunk vector is at hand.
+        # A document of at most this many chunks also gets one vector of its own: it is written in one batch,
+        # whatever the batch size, so that its every chunk vector is at hand. The vector is its whole text's
+        # when that fits the embedder's window (``whole_document_vectors``), else the mean of its chunks'.
         self._document_vector_max_chunks = document_vector_max_chunks
+        self._whole_document_vectors = whole_document_vectors
+        self._heading_weight = heading_weight  # see Chunk.keyword_text
         # Processes to parse in, where parsing is the limit (a GPU embeds faster than one core parses);
         # None: parse in the calling thread, reporting pages as they are read.
         self._parse_pool = parse_pool
@@ -136,6 +141,7 @@ class DocumentPipeline:
         whole = begin == 0 and len(chunks) <= self._document_vector_max_chunks
         batch = chunks if whole else chunks[begin : begin + self.batch_size]
         embeddings = self._embedder.embed([chunk.searchable_text for chunk in batch])
+        document_vector = self._document_vector(batch, embeddings) if whole and batch else None
         with write_guard():
             # Checked under the guard, so a delete that ran meanwhile is never undone by this write.
             if not on_progress(begin):
@@ -147,11 +153,11 @@ class DocumentPipeline:
                     embeddings=embeddings,
                     texts=[chunk.text for chunk in batch],
                     metadatas=[chunk_metadata(record, chunk) for chunk in batch],
-                    search_texts=[chunk.searchable_text for chunk in batch],
+                    search_texts=[chunk.keyword_text(self._heading_weight) for chunk in batch],
                 )
-                if whole and batch:
+                if document_vector is not None:
                     self._store.upsert_document_vector(
-                        record.collection, record.key, mean_direction(embeddings), chunks=len(batch)
+                        record.collection, record.key, document_vector, chunks=len(batch)
                     )
             except Exception as exc:
                 raise StoreError(
@@ -160,6 +166,15 @@ class DocumentPipeline:
                 ) from exc
             on_progress(begin + len(batch))
         return begin + len(batch)
+
+    def _document_vector(self, chunks: list[Chunk], embeddings: np.ndarray) -> np.ndarray:
+        """A short document's own vector: its whole text's, where that fits the embedder's window (one chunk's
+        vector is that already), else the mean of its chunks' vectors."""
+        if self._whole_document_vectors and len(chunks) > 1:
+            text = document_text(chunks)
+            if self._embedder.count_tokens(text) <= self._embedder.max_tokens:
+                return self._embedder.embed([text])[0]
+        return mean_direction(embeddings)
 
     def write(
         self,

@@ -27,11 +27,20 @@ class Chunk:
     page_end: int | None = None
     context: str = ""  # where it sits: "title > section > subsection", embedded and indexed with the text
     ocr: bool = False  # read by OCR from a scanned page or an image (its text may hold misreadings)
+    headings: str = ""  # the document's title and the section path, in full, whether embedded or not
 
     @property
     def searchable_text(self) -> str:
-        """What is embedded and keyword-indexed: the text under its context (shown to people: the text)."""
+        """What is embedded: the text under its context (shown to people: the text)."""
         return f"{self.context}\n\n{self.text}" if self.context else self.text
+
+    def keyword_text(self, heading_weight: int) -> str:
+        """What is keyword-indexed: the text under its headings, written ``heading_weight`` times, so that each
+        word of a title or heading counts that many times in BM25 (0: the searchable text alone)."""
+        headings = self.headings or self.context
+        if not headings or heading_weight <= 0:
+            return self.searchable_text
+        return "\n".join([headings] * heading_weight + [self.text])
 
 
 class Embedder(Protocol):

@@ -369,15 +369,18 @@ def evaluate_retrieval(
     questions: Annotated[Path, typer.Argument(help="JSON Lines of questions with gold docs.", exists=True)],
     collection: Annotated[str | None, typer.Option(help="Collection name (default: a fresh one).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write report.json, report.md and a plot here.")] = None,
-    mode: Annotated[str, typer.Option(help="dense, bm25, hybrid, or all.")] = "all",
+    mode: Annotated[
+        str, typer.Option(help="dense, bm25, hybrid, adaptive, all, or several joined by commas (dense,adaptive).")
+    ] = "all",
     split: Annotated[str | None, typer.Option(help="Only the questions of this split (dev or test).")] = None,
     baseline: Annotated[bool, typer.Option(help="Also run the plain LangChain recipe, as the baseline.")] = True,
 ) -> None:
     """Measure retrieval on a folder and a questions file: recall@k, MRR, page hits, abstention, latency."""
     from rag.evaluation.retrieval_eval import MODES, evaluate, markdown
 
-    if mode != "all" and mode not in MODES:
-        raise typer.BadParameter(f"choose one of {', '.join(MODES)} or all", param_hint="--mode")
+    modes = MODES if mode == "all" else tuple(mode.split(","))
+    if not set(modes) <= set(MODES):
+        raise typer.BadParameter(f"choose among {', '.join(MODES)}, or all", param_hint="--mode")
     _configure_logging("WARNING")
     report = evaluate(
         docs,
@@ -385,7 +388,7 @@ def evaluate_retrieval(
         settings=Settings(),
         collection=collection,
         out_dir=out,
-        modes=MODES if mode == "all" else (mode,),
+        modes=modes,
         split=split,
         baseline=baseline,
     )

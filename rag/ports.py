@@ -140,8 +140,8 @@ class ChunkHit:
 
 @dataclass(frozen=True, slots=True)
 class DocumentHit:
-    """A short document found by its own vector (the mean of its chunks'): retrieval places it at its best
-    chunk."""
+    """A short document found by its own vector (its whole text's, or the mean of its chunks'): retrieval
+    places it at its best chunk."""
 
     document_id: str
     chunks: int

@@ -38,7 +38,7 @@ from rag.services.answering import QueryService
 from rag.services.documents import WholeDocuments
 from rag.services.evidence import EvidenceFinder, RecentVectors
 from rag.services.prompting import TokenCountCache
-from rag.services.retrieval import Retriever
+from rag.services.retrieval import FusionWeights, Retriever
 from rag.settings import EmbeddingConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -218,22 +218,34 @@ class Runtime:
             self.settings.ingest_limits,
             parse_pool=self._parse_pool if processes else None,
             document_vector_max_chunks=self.settings.retrieval.document_vector_max_chunks,
+            whole_document_vectors=self.settings.retrieval.whole_document_vectors,
+            heading_weight=self.settings.retrieval.keyword_heading_weight,
         )
 
     def retriever(self, *, mode: str | None = None, keywords: KeywordSearch | None = None) -> Retriever:
         """The service's retriever; ``mode`` and ``keywords`` replace the configured ones (evaluation)."""
         if self._query_embedder is None or self.worker is None:
             raise ServiceNotReady(self.startup_error or "the embedding model is still loading")
+        config = self.settings.retrieval
+        mode = mode or config.mode
+        if mode == "adaptive":
+            weights = FusionWeights(
+                dense=config.rrf_dense_weight,
+                keywords=config.adaptive_keyword_weight,
+                identifier_keywords=config.adaptive_identifier_keyword_weight,
+                documents=config.adaptive_document_weight,
+            )
+        else:
+            weights = FusionWeights(dense=config.rrf_dense_weight, documents=config.rrf_document_weight)
         return Retriever(
             self.records,
             self.store,
             self._query_embedder,
             keywords or self.keywords,
-            mode=mode or self.settings.retrieval.mode,
+            mode=mode,
             candidates=self.settings.retrieval.candidates,
             rrf_k=self.settings.retrieval.rrf_k,
-            dense_weight=self.settings.retrieval.rrf_dense_weight,
-            document_weight=self.settings.retrieval.rrf_document_weight,
+            weights=weights,
             score_margin=self.settings.retrieval.score_margin,
             keyword_pool=self._keyword_pool,
         )

@@ -8,6 +8,7 @@ compares sentences of prose with each other, not with the index. Both drop the s
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # Words too common to help ranking; dropping them keeps the OR query short.
@@ -22,6 +23,46 @@ PROSE_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")
 COMMON_SHARE = 0.05
 MIN_COMMON = 1000
 MAX_TERMS = 16
+
+
+# Code identifiers, whole: shell parameters ($?, $#, ${name}, $HOME), options (--dry-run, -n), qualified names
+# (os.path.join, std::vector, ptr->field) and names joined by underscores (sqlite3_open_v2, LD_LIBRARY_PATH).
+# Both keyword engines split them into parts (or drop them: "$?" has no word in it), so a page that defines
+# one ranks no higher than every page using its common parts.
+IDENTIFIER = re.compile(
+    r"""\$(?:[?#@*!$0-9-]|\{[^}\s]{1,40}\}|[A-Za-z_]\w*)
+      | (?<![\w-])--?[A-Za-z](?:[\w-]*\w)?
+      | (?<![\w.])[A-Za-z_]\w*(?:(?:\.|::|->)[A-Za-z_]\w*)+
+      | (?<![\w$])\w*_\w*[^\W_]\w*""",
+    re.VERBOSE,
+)
+# An identifier's one keyword token: a prefix and digits, which both engines keep whole and no stemmer changes
+# (a stemmer only cuts letter suffixes).
+IDENTIFIER_TOKEN_PREFIX = "ident"
+
+
+def identifiers(text: str) -> list[str]:
+    """The code identifiers in ``text``, case-folded, once each, in order ("$?", "--dry-run", "os.path.join")."""
+    found = (match.group().casefold() for match in IDENTIFIER.finditer(text))
+    return list(dict.fromkeys(word for word in found if "_" in word or not word.startswith("_")))
+
+
+def identifier_token(identifier: str) -> str:
+    """The word both keyword engines index for an identifier: a digest, since neither tokenizer keeps "$?"
+    or "os.path.join" in one piece (its parts are indexed as well, as words of the text)."""
+    digest = hashlib.blake2b(identifier.encode(), digest_size=6).digest()
+    return f"{IDENTIFIER_TOKEN_PREFIX}{int.from_bytes(digest, 'big'):015d}"
+
+
+def keyword_text(text: str) -> str:
+    """What a keyword engine indexes for ``text``: the text, then one token per identifier in it."""
+    tokens = [identifier_token(word) for word in identifiers(text)]
+    return f"{text}\n{' '.join(tokens)}" if tokens else text
+
+
+def search_words(query: str) -> list[str]:
+    """What a keyword search looks for: the query's words, and one token per identifier in it."""
+    return query_words(query) + [identifier_token(word) for word in identifiers(query)]
 
 
 def query_words(query: str) -> list[str]:

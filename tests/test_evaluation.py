@@ -19,24 +19,28 @@ QUESTIONS = [
         "question": "In which year did the Quillhaven light first shine?",
         "doc": "harbour-almanac.pdf",
         "page": 2,
+        "kind": "paraphrase",
     },
     {
         "id": "q2",
         "question": "How high can the spring tide get in Quillhaven?",
         "doc": "harbour-almanac.pdf",
         "page": 3,
+        "kind": "paraphrase",
     },
     {
         "id": "q3",
         "question": "How many kinds of pear are grown by the Velmora growers?",
         "doc": "orchard-cooperative.pdf",
         "page": 2,
+        "kind": "overview",
     },
     {
         "id": "q4",
         "question": "What reading of the bearing temperature means pump P-103 must be stopped?",
         "doc": "pump-maintenance.pdf",
         "page": 3,
+        "kind": "identifier",
     },
     {"id": "n1", "question": "What is the capital of Mongolia?", "doc": None},
     {"id": "n2", "question": "How do I configure Kubernetes ingress TLS certificates?", "doc": None},
@@ -59,12 +63,20 @@ def test_evaluate_reports_every_figure_and_writes_the_report(eval_set, tmp_path,
     out = tmp_path / "report"
     report = evaluate(docs, questions, settings=Settings(_env_file=None), out_dir=out, embedder=embedder)
     assert report["ingestion"]["documents_ready"] == 3 and report["ingestion"]["pages"] == 10
-    assert set(report["modes"]) == {"dense", "bm25", "hybrid", "plain recipe"}
+    assert set(report["modes"]) == {"dense", "bm25", "hybrid", "adaptive", "plain recipe"}
     hybrid = report["modes"]["hybrid"]
     assert (hybrid["questions"], hybrid["answerable"], hybrid["unanswerable"], hybrid["page_questions"]) == (6, 4, 2, 4)
     assert hybrid["recall@5"] == 1.0 and hybrid["recall@10"] == 1.0
     assert 0.5 < hybrid["mrr@10"] <= 1.0
     assert hybrid["page_hit@5"] == 1.0
+    # Every figure per kind of question too, the unanswerable ones (no kind) left out.
+    kinds = report["modes"]["adaptive"]["kinds"]
+    assert {kind: figures["answerable"] for kind, figures in kinds.items()} == {
+        "identifier": 1,
+        "overview": 1,
+        "paraphrase": 2,
+    }
+    assert kinds["paraphrase"]["recall@5"] == 1.0 and kinds["identifier"]["page_hit@5"] == 1.0
     calibrated = hybrid["abstention_calibrated"]
     assert calibrated["answered_rate"] == 1.0 and calibrated["abstain_rate"] == 1.0
     assert hybrid["latency_ms_p50"] > 0 and hybrid["latency_ms_p95"] >= hybrid["latency_ms_p50"]
@@ -77,7 +89,10 @@ def test_evaluate_reports_every_figure_and_writes_the_report(eval_set, tmp_path,
     saved = json.loads((out / "report.json").read_text())
     assert saved["modes"] == report["modes"] and len(saved["per_question"]["hybrid"]) == 6
     assert (out / "recall_at_k.png").read_bytes().startswith(b"\x89PNG")
-    assert "| hybrid |" in (out / "report.md").read_text() and "| plain recipe |" in (out / "report.md").read_text()
+    summary = (out / "report.md").read_text()
+    assert "| hybrid |" in summary and "| plain recipe |" in summary
+    assert "| kind | questions | dense | bm25 | hybrid | adaptive | plain recipe |" in summary
+    assert "| paraphrase | 2 | 1.000 / " in summary
 
 
 def test_a_split_keeps_only_its_questions(tmp_path):
@@ -128,7 +143,7 @@ def test_rag_eval_from_the_shell(eval_set, tmp_path):
     result = subprocess.run(
         [
             *(venv_script("rag"), "eval", str(docs), str(questions)),
-            *("--mode", "bm25", "--no-baseline", "--out", str(tmp_path / "out")),
+            *("--mode", "bm25,adaptive", "--no-baseline", "--out", str(tmp_path / "out")),
         ],
         capture_output=True,
         text=True,
@@ -136,6 +151,8 @@ def test_rag_eval_from_the_shell(eval_set, tmp_path):
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert "| bm25 |" in result.stdout
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["modes"]["bm25"]["recall@10"] == 1.0
+    assert "| bm25 |" in result.stdout and "| adaptive |" in result.stdout
+    assert "| kind | questions | bm25 | adaptive |" in result.stdout  # figures per kind of question
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(report["modes"]) == {"bm25", "adaptive"} and report["modes"]["bm25"]["recall@10"] == 1.0
     assert not (tmp_path / "unused-state").exists()  # evaluation state is temporary

@@ -179,3 +179,23 @@ def test_a_reranker_reorders_the_fused_candidates_before_the_cut(make_settings, 
         assert [h.metadata["page"] for h in hits] == [5, 5]
     finally:
         runtime.stop()
+
+
+def test_identifiers_are_found_whole_beside_their_parts(index):
+    # "b" holds every part of os.path.join many times, "a" the identifier itself: the identifier's own token
+    # ranks "a" first. "$?" has no word in it at all: only its token finds it.
+    index.upsert(
+        "ids",
+        ["a", "b", "c", "d", "e"],
+        [
+            "os.path.join() joins one or more path components.",
+            "The os module: join a path to a path, path by path, with os separators; join again.",
+            "$? expands to the exit status of the most recent pipeline.",
+            "Pipelines run their commands at once.",
+            "Separators differ between systems.",
+        ],
+        ["d1", "d2", "d3", "d4", "d5"],
+    )
+    assert index.search("ids", "how do I use os.path.join", 5)[0].chunk_id == "a"
+    assert [hit.chunk_id for hit in index.search("ids", "$?", 5)] == ["c"]
+    assert {hit.chunk_id for hit in index.search("ids", "join path", 5)} == {"a", "b"}  # the parts, as before

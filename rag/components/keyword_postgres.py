@@ -11,13 +11,18 @@ are KeywordIndex's (rag/components/keyword_sqlite.py), so hybrid retrieval reads
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from ingest.storage.db import Database
 from rag.ports import KeywordHit, WordFrequencies
-from rag.words import INDEX_WORD, query_words, selective_words
+from rag.words import INDEX_WORD, keyword_text, query_words, search_words, selective_words
 
 CONFIG = "english"
+# PostgreSQL's parser reads "os.path.join" or "usr/lib" as one host or file token and indexes no part of it;
+# FTS5 indexes the parts. Parted here, both engines index the parts as words, and the whole as its
+# identifier token (rag.words.keyword_text).
+JOINED_PARTS = re.compile(r"(?<=\w)[./](?=\w)")
 # BM25's parameters, FTS5's defaults.
 K1 = 1.2
 B = 0.75
@@ -65,12 +70,13 @@ class PostgresKeywordIndex:
     def upsert(self, collection: str, ids: Sequence[str], texts: Sequence[str], document_ids: Sequence[str]) -> None:
         with self._db.transaction() as cursor:
             for chunk_id, text, document_id in zip(ids, texts, document_ids, strict=True):
+                indexed = JOINED_PARTS.sub(" ", keyword_text(text))
                 cursor.execute(
                     "INSERT INTO chunk_keywords (collection, chunk_id, document_id, words, length)"
                     f" VALUES (?, ?, ?, to_tsvector('{CONFIG}', ?), ?)"
                     " ON CONFLICT (collection, chunk_id) DO UPDATE SET document_id = EXCLUDED.document_id,"
                     " words = EXCLUDED.words, length = EXCLUDED.length",
-                    (collection, chunk_id, document_id, text, len(INDEX_WORD.findall(text))),
+                    (collection, chunk_id, document_id, indexed, len(INDEX_WORD.findall(indexed))),
                 )
 
     def delete_document(self, collection: str, document_id: str) -> None:
@@ -100,7 +106,7 @@ class PostgresKeywordIndex:
         exclude_documents: Sequence[str] = (),
         only_documents: Sequence[str] | None = None,
     ) -> list[KeywordHit]:
-        words = query_words(query)
+        words = search_words(query)
         if not words or k <= 0:
             return []
         with self._db.read() as cursor:

@@ -17,7 +17,7 @@ from cachetools import TTLCache
 
 from ingest.storage.db import Cursor, SqliteDatabase
 from rag.ports import KeywordHit, WordFrequencies
-from rag.words import query_words, selective_words
+from rag.words import keyword_text, query_words, search_words, selective_words
 
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 # How many chunks hold each word, and how many chunks there are, only steer which words are searched (and
@@ -157,7 +157,7 @@ class KeywordIndex:
                 rowid = cursor.execute(
                     f"INSERT INTO {chunks} (chunk_id, document_id) VALUES (?, ?)", (chunk_id, document_id)
                 ).lastrowid
-                cursor.execute(f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)", (rowid, text))
+                cursor.execute(f"INSERT INTO {fts} (rowid, text) VALUES (?, ?)", (rowid, keyword_text(text)))
         self._written(fts)
 
     def delete_document(self, collection: str, document_id: str) -> None:
@@ -197,7 +197,7 @@ class KeywordIndex:
         exclude_documents: Sequence[str] = (),
         only_documents: Sequence[str] | None = None,
     ) -> list[KeywordHit]:
-        words = query_words(query)
+        words = search_words(query)
         if not words or k <= 0:
             return []
         with self._db.read() as cursor:

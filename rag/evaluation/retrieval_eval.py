@@ -1,9 +1,10 @@
 """Measure retrieval on your own documents: recall@k, MRR, page hits, abstention, latency, ingestion time.
 
-    rag eval DOCS_FOLDER QUESTIONS.jsonl [--split dev|test] [--mode dense|bm25|hybrid|all] [--no-baseline]
+    rag eval DOCS_FOLDER QUESTIONS.jsonl [--split dev|test] [--mode dense|bm25|hybrid|adaptive|all|A,B] [--no-baseline]
 
 Each line of QUESTIONS.jsonl: {"question": ..., "doc": "file name" or null, "page": 12 (optional),
-"answer": ... (optional), "split": "dev" | "test" (optional)}; a null doc marks a question the documents
+"answer": ... (optional), "split": "dev" | "test" (optional), "kind": "identifier" | "definition" | "paraphrase" |
+"overview" (optional: figures are given per kind too)}; a null doc marks a question the documents
 cannot answer. The folder is ingested into a fresh collection through the normal pipeline, and every
 question goes through the same code as POST /v1/retrieve. The plain LangChain recipe (rag.evaluation.plain_recipe)
 indexes the same folder and answers the same questions in the same run, as the baseline.
@@ -31,7 +32,7 @@ from rag.services.abstention import AbstentionPolicy
 from rag.settings import Settings
 
 RANKS = (1, 3, 5, 10)
-MODES = ("dense", "bm25", "hybrid")
+MODES = ("dense", "bm25", "hybrid", "adaptive")
 BASELINE = "plain recipe"
 # One way of searching the evaluated folder: (question, k) -> hits, best first.
 Search = Callable[[str, int], list[ChunkHit]]
@@ -45,6 +46,7 @@ class EvalQuestion:
     page: int | None = None
     answer: str | None = None
     split: str | None = None
+    kind: str | None = None  # identifier, definition, paraphrase, overview (data/eval/README.md)
 
     @property
     def answerable(self) -> bool:
@@ -61,6 +63,7 @@ class QuestionResult:
     latency_ms: float
     retrieved: list[dict[str, Any]] = field(default_factory=list)
     unknown_words: int = 0  # words of the question that no chunk of the collection holds
+    kind: str | None = None  # the question's kind, from the questions file
 
 
 def load_questions(path: Path, split: str | None = None) -> list[EvalQuestion]:
@@ -79,6 +82,7 @@ def load_questions(path: Path, split: str | None = None) -> list[EvalQuestion]:
                     page=raw.get("page"),
                     answer=raw.get("answer"),
                     split=raw.get("split"),
+                    kind=raw.get("kind"),
                 )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -139,6 +143,7 @@ def run_questions(
             QuestionResult(
                 id=q.id,
                 answerable=q.answerable,
+                kind=q.kind,
                 doc_rank=rank if q.answerable else None,
                 page_hit_at_5=page_hit,
                 top_score=max((hit.score for hit in hits), default=0.0),
@@ -195,22 +200,37 @@ def calibrate_threshold(results: list[QuestionResult], min_answered: float = 0.9
     return best[1]
 
 
-def summarise(results: list[QuestionResult], policy: AbstentionPolicy) -> dict[str, Any]:
+def ranking(results: list[QuestionResult]) -> dict[str, Any]:
+    """Recall@k, MRR@10 and page hits of the answerable ones among ``results``."""
     answerable = [r for r in results if r.answerable]
     with_page = [r for r in answerable if r.page_hit_at_5 is not None]
-    latencies = sorted(r.latency_ms for r in results)
 
     def recall(k: int) -> float:
         return round(sum(1 for r in answerable if r.doc_rank and r.doc_rank <= k) / len(answerable), 4)
 
     return {
-        "questions": len(results),
         "answerable": len(answerable),
-        "unanswerable": len(results) - len(answerable),
         **{f"recall@{k}": recall(k) for k in RANKS},
         "mrr@10": round(statistics.fmean(1 / r.doc_rank if r.doc_rank else 0.0 for r in answerable), 4),
         "page_hit@5": round(sum(r.page_hit_at_5 for r in with_page) / len(with_page), 4) if with_page else None,
         "page_questions": len(with_page),
+    }
+
+
+def by_kind(results: list[QuestionResult]) -> dict[str, dict[str, Any]]:
+    """ranking() of each kind of question (identifier, definition, paraphrase, overview) that has answerable ones."""
+    kinds = sorted({r.kind or "unlabelled" for r in results if r.answerable})
+    return {kind: ranking([r for r in results if r.answerable and (r.kind or "unlabelled") == kind]) for kind in kinds}
+
+
+def summarise(results: list[QuestionResult], policy: AbstentionPolicy) -> dict[str, Any]:
+    answerable = [r for r in results if r.answerable]
+    latencies = sorted(r.latency_ms for r in results)
+    return {
+        "questions": len(results),
+        "unanswerable": len(results) - len(answerable),
+        **ranking(results),
+        "kinds": by_kind(results),
         "abstention_at_setting": abstention(results, policy),
         "abstention_calibrated": calibrate_threshold(results),
         "latency_ms_p50": round(statistics.median(latencies), 2),
@@ -344,10 +364,33 @@ def markdown(report: dict[str, Any]) -> str:
             f"Ingestion: ours {ingestion['seconds']} s ({ingestion['chunks']} chunks), the plain recipe"
             f" {plain['seconds']} s ({plain['chunks']} chunks of {1000} characters).",
         ]
-    lines += ["", "![recall@k](recall_at_k.png)", ""]
+    lines += ["", *kind_table(report), "![recall@k](recall_at_k.png)", ""]
     if ingestion["failed"]:
         lines += ["Documents that failed:", *(f"- {name}: {why}" for name, why in ingestion["failed"].items()), ""]
     return "\n".join(lines)
+
+
+def kind_table(report: dict[str, Any]) -> list[str]:
+    """Recall@5 / MRR@10 (and page-hit@5 where questions have pages) per kind of question and mode."""
+    modes = report["modes"]
+    kinds = sorted({kind for figures in modes.values() for kind in figures.get("kinds", {})})
+    if kinds == ["unlabelled"] or not kinds:
+        return []
+    lines = [
+        "Per kind of question: recall@5 / MRR@10 (/ page-hit@5).",
+        "",
+        "| kind | questions | " + " | ".join(modes) + " |",
+        "|---|---|" + "---|" * len(modes),
+    ]
+    for kind in kinds:
+        cells = []
+        for figures in modes.values():
+            f = figures.get("kinds", {}).get(kind)
+            page = "" if f is None or f["page_hit@5"] is None else f" / {f['page_hit@5']:.3f}"
+            cells.append("" if f is None else f"{f['recall@5']:.3f} / {f['mrr@10']:.3f}{page}")
+        count = next(f["kinds"][kind]["answerable"] for f in modes.values() if kind in f.get("kinds", {}))
+        lines.append(f"| {kind} | {count} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _fmt(value: float | None) -> str:

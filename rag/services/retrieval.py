@@ -1,8 +1,9 @@
 """Finding the chunks nearest to a query: dense (embeddings), BM25 (keywords), or both fused.
 
-Hybrid fuses a third ranking when the collection has document vectors: short documents ranked by the mean
-of their chunks' vectors, each placed at its best chunk. A document answers as a whole, and a question can
-match the whole better than any one piece of it (docs/retrieval.md, "Retrieval quality": FAQ recall@5 +0.013 on test).
+Hybrid and adaptive fuse a third ranking when the collection has document vectors: documents, each placed at its
+best chunk, a short one ranked by its own vector (its whole text's), a long one by its best chunk. A document
+answers as a whole, and a question can match the whole better than any one piece of it; ranking every document,
+not the short ones alone, keeps long pages from losing to short ones for want of a vote (docs/retrieval.md).
 
 Only documents whose every chunk is written are visible. Whatever ranked a hit, its ``score`` is the
 cosine similarity of its embedding to the query's, so one abstention threshold serves every mode.
@@ -20,12 +21,17 @@ from ingest.ports import Embedder, MetadataValue
 from ingest.storage.records import DocumentRecords
 from rag.ports import ChunkHit, DocumentHit, KeywordSearch, VectorStore, WordFrequencies
 from rag.services.documents import public_hits
+from rag.words import identifiers
 
 # Searches of one question, at most, while new versions are swapped into its collection (each swap is rare
 # and instant: a second search all but always sees none).
 SWAP_RETRIES = 3
 
-RetrievalMode = Literal["dense", "bm25", "hybrid"]
+# The document ranking holds every document among the candidates (bench/retrieval_choices.py turns it off to
+# measure the previous default, where short documents were ranked alone).
+EVERY_DOCUMENT_RANKED = True
+
+RetrievalMode = Literal["dense", "bm25", "hybrid", "adaptive"]
 # A second stage that reorders hits (a cross-encoder, say): none ships by default, see docs/retrieval.md.
 Reranker = Callable[[str, list[ChunkHit]], list[ChunkHit]]
 
@@ -38,6 +44,25 @@ class CollectionNotFound(LookupError):
 class Filters:
     document_ids: list[str] | None = None  # only these documents
     metadata: dict[str, MetadataValue] = field(default_factory=dict)  # chunk metadata equal to these values
+
+
+@dataclass(frozen=True, slots=True)
+class FusionWeights:
+    """The rankings' weights in the fusion: dense chunks, keywords, short documents by their own vectors.
+
+    ``hybrid`` weighs the keyword ranking ``keywords`` always; ``adaptive`` by what the question holds: a
+    question that names a code identifier (``$?``, ``sqlite3_open_v2``, ``--dry-run``) is found by its exact
+    spelling, which embeddings blur (``identifier_keywords``), while one in plain words is matched by meaning,
+    and its keywords mostly add noise (``keywords``). See docs/retrieval.md, "Fusion that fits the question".
+    """
+
+    dense: float = 1.0
+    keywords: float = 1.0
+    identifier_keywords: float = 1.0
+    documents: float = 1.0
+
+    def keyword_weight(self, query: str) -> float:
+        return self.identifier_keywords if identifiers(query) else self.keywords
 
 
 def reciprocal_rank_fusion(rankings: list[list[str]], k: int, weights: list[float] | None = None) -> list[str]:
@@ -60,8 +85,7 @@ class Retriever:
         mode: RetrievalMode = "dense",
         candidates: int = 30,
         rrf_k: int = 60,
-        dense_weight: float = 1.0,
-        document_weight: float = 1.0,
+        weights: FusionWeights | None = None,
         score_margin: float | None = 0.3,
         reranker: Reranker | None = None,
         keyword_pool: Executor | None = None,
@@ -77,8 +101,7 @@ class Retriever:
         self._mode = mode
         self._candidates = candidates
         self._rrf_k = rrf_k
-        self._dense_weight = dense_weight
-        self._document_weight = document_weight
+        self._weights = weights or FusionWeights()
         self._score_margin = score_margin
         self._reranker = reranker
         self._keyword_pool = keyword_pool
@@ -121,7 +144,7 @@ class Retriever:
         hidden = self._records.hidden_document_ids(collection)
         depth = k if self._mode == "dense" and self._reranker is None else max(k, self._candidates)
         keyword_search = None
-        if self._mode in ("bm25", "hybrid"):
+        if self._mode != "dense":
             # SQLite releases the GIL while it searches: the keyword search runs while the query embeds.
             keyword_search = self._submit(
                 self._keywords.search,
@@ -134,7 +157,7 @@ class Retriever:
         embedding = self._embedder.embed([query])[0]
 
         dense: list[ChunkHit] = []
-        if self._mode in ("dense", "hybrid"):
+        if self._mode != "bm25":
             dense = self._store.search(
                 collection,
                 embedding,
@@ -144,7 +167,8 @@ class Retriever:
                 metadata_equals=filters.metadata,
             )
         documents: list[DocumentHit] = []
-        if self._mode == "hybrid" and self._document_weight > 0:
+        fused = self._mode in ("hybrid", "adaptive")
+        if fused and self._weights.documents > 0:
             documents = self._store.search_documents(
                 collection, embedding, depth, exclude_documents=hidden, only_documents=only
             )
@@ -157,14 +181,16 @@ class Retriever:
             if self._mode == "bm25":
                 order = keyword_ids
             else:
-                rankings, weights = [[hit.id for hit in dense], keyword_ids], [self._dense_weight, 1.0]
+                adaptive = self._mode == "adaptive"
+                keyword_weight = self._weights.keyword_weight(query) if adaptive else self._weights.keywords
+                rankings, weights = [[hit.id for hit in dense], keyword_ids], [self._weights.dense, keyword_weight]
                 if documents:
                     document_ranking, fetched = self._at_best_chunks(
                         collection, documents, dense, embedding, filters.metadata
                     )
                     known.update((hit.id, hit) for hit in fetched)
                     rankings.append(document_ranking)
-                    weights.append(self._document_weight)
+                    weights.append(self._weights.documents)
                 order = reciprocal_rank_fusion(rankings, self._rrf_k, weights)
             # Keyword-only hits need their embeddings fetched to be scored: only those in the head of the
             # fused order are worth it (dense hits further down keep their place; they have scores).
@@ -209,5 +235,17 @@ class Retriever:
             document_id = str(hit.metadata.get("document_id"))
             if document_id not in best or hit.score > best[document_id].score:
                 best[document_id] = hit
-        ranking = [best[document.document_id].id for document in documents if document.document_id in best]
+        if not EVERY_DOCUMENT_RANKED:
+            ranking = [best[document.document_id].id for document in documents if document.document_id in best]
+            return ranking, fetched
+        # Every document the candidates hold, ranked by its own vector where it has one, else by its best chunk:
+        # ranking short documents alone gave them a vote the long ones never get.
+        scores = {document.document_id: document.score for document in documents if document.document_id in best}
+        others = [document_id for document_id in best if document_id not in scores]
+        if others:  # short ones among them have vectors the first search left out: their own scores
+            for document in self._store.search_documents(collection, embedding, len(others), only_documents=others):
+                scores[document.document_id] = document.score
+        for document_id, hit in best.items():
+            scores.setdefault(document_id, hit.score)
+        ranking = [best[document_id].id for document_id in sorted(scores, key=lambda d: -scores[d])]
         return ranking, fetched

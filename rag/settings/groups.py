@@ -381,11 +381,12 @@ class RetrievalConfig(Group):
     Defaults chosen on data/eval ([Retrieval quality](retrieval.md#retrieval-quality)).
     """
 
-    mode: Literal["dense", "bm25", "hybrid"] = Field(
-        default="hybrid",
+    mode: Literal["dense", "bm25", "hybrid", "adaptive"] = Field(
+        default="adaptive",
         alias="retrieval_mode",
-        description="`dense` (embeddings), `bm25` (keywords: SQLite FTS5, or PostgreSQL's full-text search), or"
-        " `hybrid` (both, fused by reciprocal rank fusion).",
+        description="`dense` (embeddings), `bm25` (keywords: SQLite FTS5, or PostgreSQL's full-text search),"
+        " `hybrid` (both, fused by reciprocal rank fusion with fixed weights) or `adaptive` (fused, the keywords"
+        " weighed by what the question holds: more when it names a code identifier).",
     )
     candidates: int = Field(
         default=30, ge=1, le=500, alias="retrieval_candidates", description="Hits each retriever brings to the fusion."
@@ -399,6 +400,32 @@ class RetrievalConfig(Group):
         ge=0,
         le=10,
         description="hybrid: the weight of the third ranking, short documents by their own vectors; `0` = not used.",
+    )
+    adaptive_keyword_weight: float = Field(
+        default=0.5, ge=0, le=10, description="adaptive: the keyword ranking's weight for a question in plain words."
+    )
+    adaptive_identifier_keyword_weight: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="adaptive: the keyword ranking's weight for a question that names a code identifier (`$?`,"
+        " `sqlite3_open_v2`, `--dry-run`, `os.path.join`).",
+    )
+    adaptive_document_weight: float = Field(
+        default=1.0, ge=0, le=10, description="adaptive: the weight of short documents ranked by their own vectors."
+    )
+    whole_document_vectors: bool = Field(
+        default=True,
+        description="A short document's vector is its whole text's where that fits the embedding model's window"
+        " (else, or when off, the mean of its chunks' vectors).",
+    )
+    keyword_heading_weight: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="How many times the document's title and each chunk's section headings are written into the"
+        " keyword index with its text (each of their words counts that many times); `0` = not indexed. Collections"
+        " written before keep theirs until `rag reindex`.",
     )
     document_vector_max_chunks: int = Field(
         default=16,

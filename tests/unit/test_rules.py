@@ -24,9 +24,20 @@ from rag.services.evidence import (
     strip_markers,
 )
 from rag.services.followups import fuse
-from rag.services.retrieval import reciprocal_rank_fusion
+from rag.services.retrieval import FusionWeights, reciprocal_rank_fusion
 from rag.sync import LocalFile, make_plan
-from rag.words import INDEX_WORD, MAX_TERMS, MIN_COMMON, PROSE_WORD, query_words, selective_words
+from rag.words import (
+    INDEX_WORD,
+    MAX_TERMS,
+    MIN_COMMON,
+    PROSE_WORD,
+    identifier_token,
+    identifiers,
+    keyword_text,
+    query_words,
+    search_words,
+    selective_words,
+)
 
 # --- word rules ------------------------------------------------------------------------------------------
 
@@ -59,6 +70,37 @@ def test_a_small_collection_counts_nothing_as_common():
 def test_selective_words_are_capped():
     frequency = {f"w{n}": n + 1 for n in range(40)}
     assert len(selective_words(list(frequency), frequency, 10**6)) == MAX_TERMS
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("What does $? hold after a pipeline?", ["$?"]),
+        ("Call sqlite3_open_v2() with SQLITE_OPEN_READONLY.", ["sqlite3_open_v2", "sqlite_open_readonly"]),
+        ("export LD_LIBRARY_PATH=/opt/lib", ["ld_library_path"]),
+        ("git clean --dry-run, or -n for short", ["--dry-run", "-n"]),
+        ("std::vector and os.path.join(a, b), then ptr->next.", ["std::vector", "os.path.join", "ptr->next"]),
+        ("${HOME} and $HOME and $#", ["${home}", "$home", "$#"]),
+        ("A well-known, non-zero value at the end of a sentence.", []),
+    ],
+)
+def test_identifiers_are_taken_whole_and_case_folded(text, found):
+    assert identifiers(text) == found
+
+
+def test_identifiers_are_indexed_and_searched_as_one_token_each_beside_the_words():
+    token = identifier_token("os.path.join")
+    assert token.isalnum() and token == identifier_token("os.path.join") != identifier_token("os.path")
+    assert keyword_text("Use os.path.join here") == f"Use os.path.join here\n{token}"
+    assert keyword_text("No identifier here") == "No identifier here"
+    assert search_words("what does os.path.join return") == ["os", "path", "join", "return", token]
+    assert search_words("$?") == [identifier_token("$?")]  # no word at all, yet something to search
+
+
+def test_adaptive_fusion_weighs_keywords_by_what_the_question_holds():
+    weights = FusionWeights(keywords=0.25, identifier_keywords=2.0)
+    assert weights.keyword_weight("how do I keep timestamps when copying") == 0.25
+    assert weights.keyword_weight("what does --preserve=timestamps do") == 2.0
 
 
 # --- ids and filters -------------------------------------------------------------------------------------

@@ -48,8 +48,16 @@ def clean_environment(monkeypatch):
     return monkeypatch
 
 
-# Settings added since the grouping (issue 28: the audit trail).
-NAMES_ADDED_SINCE = {"RAG_AUDIT_LOG"}
+# Settings added since the grouping (issue 28: the audit trail; issue 29: adaptive fusion, whole-text document
+# vectors, headings in the keyword index).
+NAMES_ADDED_SINCE = {
+    "RAG_AUDIT_LOG",
+    "RAG_ADAPTIVE_KEYWORD_WEIGHT",
+    "RAG_ADAPTIVE_IDENTIFIER_KEYWORD_WEIGHT",
+    "RAG_ADAPTIVE_DOCUMENT_WEIGHT",
+    "RAG_WHOLE_DOCUMENT_VECTORS",
+    "RAG_KEYWORD_HEADING_WEIGHT",
+}
 
 
 def test_every_environment_name_is_kept():

@@ -582,10 +582,97 @@ def unanswerable_rows() -> list[dict]:
                 "doc": None,
                 "source": f"unanswerable-{topic}",
                 "split": split,
+                "kind": "none",
                 "answer": None,
             }
         )
     return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Question kinds: what a question asks for, so that results can be read per kind
+#   identifier  names a code identifier, option, variable, function, config keyword or file path as a user types it
+#   definition  "What is X?", "What does X mean / stand for?"
+#   overview    what a tool is for, a general introduction
+#   paraphrase  everything else
+#   none        unanswerable (doc null)
+# The rule below decides most questions; KIND_OVERRIDES corrects the ones it gets wrong (each was read by hand).
+
+IDENTIFIER = re.compile(
+    r"\$\{?\w+"  # a variable: $PATH, ${HOME}
+    r"|(?<![\w-])--?[A-Za-z][\w-]*(?=[\s'\",.)?=]|$)"  # an option: --dry-run, -u
+    r"|\b\w+\(\)"  # a function call: fork()
+    r"|(?<!\w)(?:_+[a-z][a-z0-9]*|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)"  # snake_case: sqlite3_open, __libc_freeres
+    r"|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+"  # an upper-case constant: CURLOPT_URL, SQLITE_OMIT_...
+    r"|(?<![\w.])\.[a-z][\w.-]*\b"  # a dotfile: .zshrc
+    r"|\b[\w-]+\.(?:c|h|so|conf|rc|crt|sh|pl|py|html|gz)\b"  # a file name: datastore_db.c, ca-bundle.crt
+    r"|(?<![\w/.:*])/[a-z]+\b"  # an absolute path or a slash command: /etc/..., /filter
+)
+DEFINITION = re.compile(
+    r"^(?:what(?:'s| is| are) (?!wrong\b|the\b)(?:an? )?[^?,]{1,40}\?$"  # What is (a) X?  (not "What is the ...")
+    r"|what does .{1,60} (?:mean|stand for)\b)",  # What does X mean / stand for?
+    re.IGNORECASE,
+)
+OVERVIEW = r"^what(?:'s| is| are) (?:an? |the )?{tool}\b"  # What is <the FAQ's tool> ...?
+
+# Judgement calls: upper-case SQL keywords, header names, shell syntax, quoted commands and config keywords count as
+# identifiers (protocol words such as POST, tool names such as pkg-config do not); "what's the difference between
+# A and B" and where a name comes from count as definitions.
+KIND_OVERRIDES: dict[str, str] = {
+    "faq-fetchmail-032": "identifier",  # "NOMAIL"
+    "faq-fetchmail-084": "definition",  # What about multidrop, anyways?
+    "faq-fetchmail-101": "identifier",  # "Content-Transfer-Encoding" header
+    "faq-fetchmail-110": "identifier",  # the monitor option
+    "faq-zsh-014": "paraphrase",  # What is zsh's support for Unicode/UTF-8?
+    "faq-zsh-029": "identifier",  # bindkey ^a command-name, stty intr ^-
+    "faq-zsh-030": "identifier",  # \C-s and \C-q
+    "faq-zsh-035": "identifier",  # while {...} {...}
+    "faq-zsh-041": "identifier",  # `foo 2>&1 >foo.out | bar'
+    "faq-zsh-042": "identifier",  # `^' and `~'
+    "faq-zsh-044": "identifier",  # `which'
+    "faq-zsh-045": "identifier",  # *.{tex,aux,pdf}
+    "faq-sqlite-001": "identifier",  # AUTOINCREMENT
+    "faq-sqlite-009": "identifier",  # VARCHAR
+    "faq-sqlite-010": "identifier",  # BLOB
+    "faq-sqlite-018": "identifier",  # INSERT
+    "faq-sqlite-023": "identifier",  # WHERE column1="column1"
+    "faq-sqlite-025": "identifier",  # UNIQUE
+    "faq-git-001": "identifier",  # user.name
+    "faq-git-002": "identifier",  # http.postBuffer
+    "faq-git-018": "identifier",  # git diff, ^M
+    "faq-procmail-007": "identifier",  # _locktst
+    "faq-curl-002": "overview",  # What is libcurl?
+    "faq-curl-023": "identifier",  # Accept: */*
+    "faq-curl-029": "identifier",  # Content-Type
+    "faq-curl-042": "identifier",  # {, }, [ or ]
+    "faq-curl-045": "definition",  # what error code 142 means
+    "faq-curl-057": "identifier",  # file://
+    "faq-weechat-001": "definition",  # Where does the name "WeeChat" come from?
+    "faq-weechat-002": "overview",  # Why choose WeeChat?
+    "faq-weechat-012": "definition",  # "buffers" and "windows", what's the difference?
+    "faq-weechat-040": "identifier",  # the autojoin option
+    "faq-ffmpeg-043": "identifier",  # make fate
+    "faq-ffmpeg-044": "identifier",  # make fate
+    "faq-valgrind-002": "definition",  # Where does the name "Valgrind" come from?
+    "faq-valgrind-014": "identifier",  # a C snippet: int static[5]; ...
+    "faq-valgrind-016": "definition",  # "definitely lost", "indirectly lost", ...: what's the difference?
+    "faq-screen-005": "identifier",  # suspend-emacs
+    "faq-screen-009": "identifier",  # DISPLAY, setenv DISPLAY newhost:0
+}
+
+
+def question_kind(row_id: str, question: str, doc: str | None, tool: str = "") -> str:
+    if doc is None:
+        return "none"
+    if row_id in KIND_OVERRIDES:
+        return KIND_OVERRIDES[row_id]
+    if IDENTIFIER.search(question):
+        return "identifier"
+    if tool and re.match(OVERVIEW.format(tool=re.escape(tool)), question, re.IGNORECASE):
+        return "overview"
+    if DEFINITION.match(question):
+        return "definition"
+    return "paraphrase"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -675,6 +762,7 @@ def build(out: Path, verbose: bool = False) -> list[dict]:
                     "doc": name,
                     "source": src.id,
                     "split": src.split,
+                    "kind": question_kind(f"faq-{src.id}-{n:03d}", question, name, src.id.split("-")[0]),
                     "answer": first_sentences(answer),
                 }
             )

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+KINDS = ("identifier", "definition", "overview", "paraphrase", "none")
 sys.path.insert(0, str(HERE))
 import build  # noqa: E402
 
@@ -44,14 +45,18 @@ def main() -> int:
 
     # Fields, ids, duplicates
     for r in rows:
-        if set(r) != {"id", "question", "doc", "source", "split", "answer"}:
-            errors.append(f"{r.get('id')}: unexpected fields {sorted(r)}")
+        if list(r) != ["id", "question", "doc", "source", "split", "kind", "answer"]:
+            errors.append(f"{r.get('id')}: unexpected fields {list(r)}")
         if r["split"] not in ("dev", "test"):
             errors.append(f"{r['id']}: split {r['split']!r}")
+        if r.get("kind") not in KINDS or (r.get("kind") == "none") != (r["doc"] is None):
+            errors.append(f"{r['id']}: kind {r.get('kind')!r} (doc {r['doc']!r})")
         if not r["question"] or r["question"] != re.sub(r"\s+", " ", r["question"]).strip():
             errors.append(f"{r['id']}: empty or badly spaced question")
         if re.match(r"^(\(?\d+(\.\d+)*[.):]|[A-Z]\d+\.|Q\d*[:.])\s", r["question"]):
             errors.append(f"{r['id']}: numbering left in question: {r['question'][:60]}")
+    for ident in sorted(set(build.KIND_OVERRIDES) - {r["id"] for r in rows}):
+        errors.append(f"KIND_OVERRIDES names unknown id {ident}")
     for ident, n in Counter(r["id"] for r in rows).items():
         if n > 1:
             errors.append(f"duplicate id {ident}")
@@ -107,6 +112,9 @@ def main() -> int:
             errors.append(f"{split} has {share:.1%} of the answerable questions")
         if len(sources) < 2:
             errors.append(f"{split} has {len(sources)} sources")
+    for split in ("dev", "test"):
+        kinds = Counter(r.get("kind") for r in rows if r["split"] == split)
+        print(f"{split} kinds: " + ", ".join(f"{k} {kinds[k]}" for k in KINDS))
     print(f"total: {len(answerable)} answerable, {len(unanswerable)} unanswerable, {len(docs)} docs "
           f"({distractors} of them distractors only, not asked)")  # fmt: skip
     if len(answerable) < 400:

@@ -17,6 +17,8 @@ Checks, for every answerable question (doc and page set):
 For every unanswerable question (doc, page and producer null): none of its key terms (UNANSWERABLE_TERMS
 below) occurs in the text of any PDF of the corpus: as a word, case-insensitive, plural allowed; and,
 for terms of 8 letters or more, not even inside the letters-only text of a PDF that lost its spaces.
+Every question has a "kind" (KINDS below): identifier, definition, overview or paraphrase, and "none" for
+exactly the unanswerable ones.
 For the whole set: unique ids of the form pdf-<doc>-<n>; split is "dev" or "test"; each PDF belongs to one
 split only; dev holds 40-60% of the answerable questions and of the unanswerable ones; at least 60
 answerable and 15-25 unanswerable questions; at least 5 PDFs and 3 producers; each split has at least 2
@@ -61,6 +63,9 @@ UNANSWERABLE_TERMS: dict[str, list[str]] = {
     "pdf-none-19": ["golang", "go program", "goroutine"],
     "pdf-none-20": ["rust", "cargo"],
 }
+
+# Question kinds ("kind" field): what sort of page question it is.
+KINDS = ("identifier", "definition", "overview", "paraphrase", "none")
 
 CODE_CHARS = re.compile(r"[0-9_\-/.@~$=<>#\\:+*%&|\[\](){}]")
 
@@ -194,6 +199,11 @@ def main() -> int:
             fail(f"{qid}: split {q.get('split')!r} is not dev or test")
         if not str(q.get("question", "")).strip() or not str(q.get("answer", "")).strip():
             fail(f"{qid}: empty question or answer")
+        kind = q.get("kind")
+        if kind not in KINDS:
+            fail(f"{qid}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        elif (kind == "none") != (q.get("doc") is None):
+            fail(f"{qid}: kind 'none' is for the unanswerable questions (doc null) only")
         if q.get("doc") is None:
             unanswerable.append(q)
             if q.get("page") is not None or q.get("producer") is not None:
@@ -272,6 +282,12 @@ def main() -> int:
         f"questions: {n_ans} answerable ({by_split['dev']} dev, {by_split['test']} test), "
         f"{n_none} unanswerable ({none_split['dev']} dev, {none_split['test']} test)"
     )
+    kind_split: dict[str, Counter] = defaultdict(Counter)
+    for q in questions:
+        kind_split[str(q.get("kind"))][q.get("split")] += 1
+    print("\nkind                     dev  test")
+    for kind in KINDS:
+        print(f"  {kind:<22} {kind_split[kind]['dev']:4d} {kind_split[kind]['test']:5d}")
     print("\nproducer (family)        dev  test")
     for fam in sorted(fam_split):
         print(f"  {fam:<22} {fam_split[fam]['dev']:4d} {fam_split[fam]['test']:5d}")
