@@ -48,12 +48,12 @@ class Filters:
 
 @dataclass(frozen=True, slots=True)
 class FusionWeights:
-    """The rankings' weights in the fusion: dense chunks, keywords, short documents by their own vectors.
+    """The rankings' weights in the fusion: dense chunks, keywords, documents.
 
     ``hybrid`` weighs the keyword ranking ``keywords`` always; ``adaptive`` by what the question holds: a
     question that names a code identifier (``$?``, ``sqlite3_open_v2``, ``--dry-run``) is found by its exact
-    spelling, which embeddings blur (``identifier_keywords``), while one in plain words is matched by meaning,
-    and its keywords mostly add noise (``keywords``). See docs/retrieval.md, "Fusion that fits the question".
+    spelling, which embeddings blur (``identifier_keywords``); one in plain words is matched by meaning first
+    (``keywords``). The weights were chosen on the dev sets: docs/evaluation.md, "Retrieval that transfers".
     """
 
     dense: float = 1.0
@@ -220,7 +220,9 @@ class Retriever:
     ) -> tuple[list[str], list[ChunkHit]]:
         """The documents' ranking as chunk ids, each document at its best chunk, and the chunks that had to
         be fetched for it. A document's first dense hit is its best chunk (the dense hits are the best of
-        all); the chunks of one with none among them are fetched and scored (a short document has few)."""
+        all); the chunks of one with none among them are fetched and scored (a short document has few).
+        Ranked: the documents found by their vectors and every document of the dense hits, a short one by
+        its vector's score, a long one (no vector) by its best chunk's."""
         best: dict[str, ChunkHit] = {}
         for hit in dense:
             best.setdefault(str(hit.metadata.get("document_id")), hit)
