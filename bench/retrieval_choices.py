@@ -28,7 +28,6 @@ import rag.components.keyword_sqlite as keyword_sqlite
 import rag.services.retrieval as retrieval
 import rag.words as words
 from ingest.chunk_ids import chunk_id
-from ingest.chunking import document_text
 from ingest.parsing.detect import detect_type
 from ingest.pipeline import mean_direction
 from ingest.storage.records import Status
@@ -118,10 +117,11 @@ def rebuild_keywords(runtime: Runtime, plans, heading_weight: int) -> None:
         )
 
 
-def document_vectors(runtime: Runtime, embedder, plans, max_chunks: int) -> dict[str, dict[str, np.ndarray]]:
-    """Both vectors of every short document: "whole" (its text's, where it fits the window) and "mean" (of its
-    chunks' vectors, as stored)."""
+def document_vectors(runtime: Runtime, plans, max_chunks: int) -> dict[str, dict[str, np.ndarray]]:
+    """Both vectors of every short document: "whole" (as ingestion makes it: its text's, where that fits the
+    window) and "mean" (of its chunks' vectors, as stored)."""
     vectors: dict[str, dict[str, np.ndarray]] = {"whole": {}, "mean": {}}
+    pipeline = runtime.make_pipeline(runtime.embedder)
     chunks_collection = runtime.store._collection(COLLECTION, create=False)
     for key, chunks in plans.values():
         if not chunks or len(chunks) > max_chunks:
@@ -129,11 +129,9 @@ def document_vectors(runtime: Runtime, embedder, plans, max_chunks: int) -> dict
         ids = [chunk_id(key, chunk.index) for chunk in chunks]
         found = chunks_collection.get(ids=ids, include=["embeddings"])
         by_id = dict(zip(found["ids"], found["embeddings"], strict=True))
-        mean = mean_direction(np.asarray([by_id[i] for i in ids], dtype=np.float32))
-        vectors["mean"][key] = mean
-        text = document_text(chunks)
-        fits = len(chunks) > 1 and embedder.count_tokens(text) <= embedder.max_tokens
-        vectors["whole"][key] = embedder.embed([text])[0] if fits else mean
+        embeddings = np.asarray([by_id[i] for i in ids], dtype=np.float32)
+        vectors["mean"][key] = mean_direction(embeddings)
+        vectors["whole"][key] = pipeline.document_vector(chunks, embeddings)
     return vectors
 
 
@@ -185,7 +183,7 @@ def main() -> None:
             ingested(runtime, root, split_files(root, questions), cache)
             embedder = CachedEmbedder(runtime.embedder)
             plans = planned(runtime, root)
-            vectors = document_vectors(runtime, embedder, plans, settings.retrieval.document_vector_max_chunks)
+            vectors = document_vectors(runtime, plans, settings.retrieval.document_vector_max_chunks)
             shipped = settings.retrieval
             shipped_fusion = ("adaptive (shipped)", "adaptive", runtime.retriever()._weights)
             fusions = [*FUSIONS[:2], shipped_fusion] + ([] if args.quick else FUSIONS[2:])

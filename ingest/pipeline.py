@@ -141,7 +141,7 @@ class DocumentPipeline:
         whole = begin == 0 and len(chunks) <= self._document_vector_max_chunks
         batch = chunks if whole else chunks[begin : begin + self.batch_size]
         embeddings = self._embedder.embed([chunk.searchable_text for chunk in batch])
-        document_vector = self._document_vector(batch, embeddings) if whole and batch else None
+        document_vector = self.document_vector(batch, embeddings) if whole and batch else None
         with write_guard():
             # Checked under the guard, so a delete that ran meanwhile is never undone by this write.
             if not on_progress(begin):
@@ -167,7 +167,7 @@ class DocumentPipeline:
             on_progress(begin + len(batch))
         return begin + len(batch)
 
-    def _document_vector(self, chunks: list[Chunk], embeddings: np.ndarray) -> np.ndarray:
+    def document_vector(self, chunks: list[Chunk], embeddings: np.ndarray) -> np.ndarray:
         """A short document's own vector: its whole text's, where that fits the embedder's window (one chunk's
         vector is that already), else the mean of its chunks' vectors."""
         if self._whole_document_vectors and len(chunks) > 1:

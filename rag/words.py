@@ -43,8 +43,7 @@ IDENTIFIER_TOKEN_PREFIX = "ident"
 
 def identifiers(text: str) -> list[str]:
     """The code identifiers in ``text``, case-folded, once each, in order ("$?", "--dry-run", "os.path.join")."""
-    found = (match.group().casefold() for match in IDENTIFIER.finditer(text))
-    return list(dict.fromkeys(word for word in found if "_" in word or not word.startswith("_")))
+    return list(dict.fromkeys(match.group().casefold() for match in IDENTIFIER.finditer(text)))
 
 
 def identifier_token(identifier: str) -> str:
